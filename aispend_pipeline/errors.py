@@ -1,0 +1,47 @@
+"""Errors a user can act on: each names the source, the day or file line, and what to do.
+
+They never carry a credential: messages are built from names of settings, not their values.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+
+class AispendError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+
+class SourceError(AispendError):
+    """A billing source failed: which source, which day (or range) and what to do."""
+
+    def __init__(self, source: str, message: str, day: date | str | None = None) -> None:
+        self.source = source
+        self.day = day
+        where = f"{source} {day}" if day else source
+        super().__init__(f"{where}: {message}")
+
+
+class SourceAuthError(SourceError):
+    """The provider rejected the credential (401/403)."""
+
+
+class SourcePayloadError(SourceError):
+    """The provider answered, but the payload does not have the shape we rely on."""
+
+
+class SourceUnavailableError(SourceError):
+    """The provider kept failing (5xx, 429, network) after every retry."""
+
+
+class SeedError(AispendError):
+    """A seed file row does not parse: the message names the file, the line and the field."""
+
+    def __init__(self, file: str, line: int | None, field: str | None, message: str) -> None:
+        self.file, self.line, self.field = file, line, field
+        where = file + (f" line {line}" if line else "") + (f" field '{field}'" if field else "")
+        super().__init__(f"{where}: {message}")
+
+
+class ValidationError(AispendError):
+    """Rows broke a table's schema: the message names the source, the day and the field."""

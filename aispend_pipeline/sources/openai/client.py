@@ -1,0 +1,110 @@
+"""OpenAI organisation costs: `GET /organization/costs` with an admin key (plain `requests`, no Dagster).
+
+Daily buckets grouped by project and line item, cursor pagination (`page` = previous `next_page`
+while `has_more`). `limit` counts buckets (1-180), so a 60-day range is one request per page of
+results. `amount.value` is in dollars and arrives as a JSON number or a string: both stay exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from aispend_pipeline.core.days import bucket_day, utc_midnight
+from aispend_pipeline.core.http import ApiClient, iter_cursor_pages
+from aispend_pipeline.core.money import parse_money
+from aispend_pipeline.errors import SourcePayloadError
+
+SOURCE = "openai"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+MAX_BUCKETS_PER_PAGE = 180
+
+
+@dataclass(frozen=True)
+class OpenAICostLine:
+    usage_date: date
+    project_id: str | None
+    line_item: str | None
+    amount_usd: Decimal
+    quantity: Decimal | None
+    quantity_unit: str | None
+
+
+class OpenAICostsClient:
+    def __init__(self, admin_key: str, base_url: str = DEFAULT_BASE_URL, **http_options: Any) -> None:
+        self.api = ApiClient(
+            SOURCE,
+            base_url,
+            {"Authorization": f"Bearer {admin_key}"},
+            credential_setting="OPENAI_ADMIN_KEY",
+            **http_options,
+        )
+
+    @property
+    def request_count(self) -> int:
+        return self.api.request_count
+
+    def daily_costs(self, start: date, end: date) -> list[OpenAICostLine]:
+        """Every cost line of the UTC days [start, end), in as few requests as the page size allows."""
+        params: dict[str, Any] = {
+            "start_time": _unix(start),
+            "end_time": _unix(end),
+            "bucket_width": "1d",
+            "group_by[]": ["project_id", "line_item"],
+            "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
+        }
+        return [
+            line
+            for buckets in iter_cursor_pages(self.api, "/organization/costs", params)
+            for bucket in buckets
+            for line in _bucket_lines(bucket, start, end)
+        ]
+
+
+def _unix(day: date) -> int:
+    return int(utc_midnight(day).timestamp())
+
+
+def _bucket_lines(bucket: Any, start: date, end: date) -> list[OpenAICostLine]:
+    try:
+        started = datetime.fromtimestamp(int(bucket["start_time"]), tz=UTC)
+    except (KeyError, TypeError, ValueError):
+        raise SourcePayloadError(SOURCE, "field 'start_time' of a bucket is missing or not a unix time") from None
+    day = bucket_day(SOURCE, started, bucket["start_time"], start, end)
+    lines = []
+    for result in bucket.get("results") or []:
+        amount = result.get("amount") or {}
+        currency = str(amount.get("currency") or "").lower()
+        if currency != "usd":
+            raise SourcePayloadError(SOURCE, f"field 'amount.currency' is {currency!r}, expected 'usd'", day)
+        lines.append(
+            OpenAICostLine(
+                usage_date=day,
+                project_id=result.get("project_id"),
+                line_item=result.get("line_item"),
+                amount_usd=_field_money(result, day),
+                quantity=_optional_decimal(result.get("quantity"), "quantity", day),
+                quantity_unit=result.get("quantity_unit"),
+            )
+        )
+    return lines
+
+
+def _field_money(result: dict[str, Any], day: date) -> Decimal:
+    try:
+        return parse_money(result["amount"]["value"])
+    except (KeyError, TypeError):
+        raise SourcePayloadError(SOURCE, "field 'amount.value' is missing", day) from None
+    except ValueError as exc:
+        raise SourcePayloadError(SOURCE, f"field 'amount.value': {exc}", day) from None
+
+
+def _optional_decimal(value: Any, field: str, day: date) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return parse_money(value)
+    except ValueError as exc:
+        raise SourcePayloadError(SOURCE, f"field '{field}': {exc}", day) from None
