@@ -69,7 +69,8 @@ class ApiClient:
                 self.sleep(self._backoff(attempt))
                 continue
             if response.status_code in RETRYABLE_STATUS and attempt <= self.max_retries:
-                self.sleep(self._retry_after(response) or self._backoff(attempt))
+                asked = self._retry_after(response)
+                self.sleep(self._backoff(attempt) if asked is None else asked)
                 continue
             return self._decode(response, path)
 
@@ -88,15 +89,11 @@ class ApiClient:
                 f"({_error_message(response)}); re-run later",
             )
         if status >= 400:
-            raise SourcePayloadError(
-                self.source, f"{path} answered {status} ({_error_message(response)})"
-            )
+            raise SourcePayloadError(self.source, f"{path} answered {status} ({_error_message(response)})")
         try:
             return json.loads(response.text, parse_float=Decimal)
         except ValueError:
-            raise SourcePayloadError(
-                self.source, f"{path} answered {status} with a body that is not JSON"
-            ) from None
+            raise SourcePayloadError(self.source, f"{path} answered {status} with a body that is not JSON") from None
 
     def _backoff(self, attempt: int) -> float:
         return min(self.backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)

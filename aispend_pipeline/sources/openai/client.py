@@ -75,7 +75,9 @@ def _bucket_lines(bucket: Any, start: date, end: date) -> list[OpenAICostLine]:
     day = bucket_day(SOURCE, started, bucket["start_time"], start, end)
     lines = []
     for result in bucket.get("results") or []:
-        amount = result.get("amount") or {}
+        amount = result.get("amount")
+        if not isinstance(amount, dict):
+            raise SourcePayloadError(SOURCE, f"field 'amount' is {amount!r}, expected an object with a value", day)
         currency = str(amount.get("currency") or "").lower()
         if currency != "usd":
             raise SourcePayloadError(SOURCE, f"field 'amount.currency' is {currency!r}, expected 'usd'", day)

@@ -1,0 +1,104 @@
+"""Attribute every line item to a team with the org_mapping.csv rules, set-based in DuckDB.
+
+A line's allocation keys (project, workspace, API key, ...) are unpivoted to (dimension, value)
+pairs and equi-joined with the rules valid on the line's day. The most specific dimension wins,
+then a rule for the exact provider over a `*` rule. A team named by the source itself (a manual
+invoice's team column) wins over every rule. Lines no rule matches go to team `unallocated`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from aispend_pipeline.schemas.line_items import ALLOCATION_KEY_COLUMNS, LINE_ITEMS, UNALLOCATED_TEAM
+from aispend_pipeline.schemas.table import Column, Table
+from aispend_pipeline.seed_files import MANUAL_INVOICES_FILE, ORG_MAPPING_FILE, MappingRule
+
+ORG_MAPPING = Table(
+    "staging",
+    "org_mapping",
+    (
+        Column("rule_line", "BIGINT", nullable=False, description="Line of org_mapping.csv."),
+        Column("provider", nullable=False),
+        Column("dimension", nullable=False),
+        Column("value", nullable=False),
+        Column("team", nullable=False),
+        Column("cost_centre"),
+        Column("product"),
+        Column("valid_from", "DATE"),
+        Column("valid_to", "DATE"),
+        Column("dimension_rank", "BIGINT", nullable=False),
+    ),
+    description="The org_mapping.csv rules as last loaded.",
+    date_column="valid_from",
+)
+
+
+def rules_frame(rules: list[MappingRule]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "rule_line": r.line,
+                "provider": r.provider,
+                "dimension": r.dimension,
+                "value": r.value,
+                "team": r.team,
+                "cost_centre": r.cost_centre,
+                "product": r.product,
+                "valid_from": pd.Timestamp(r.valid_from) if r.valid_from else pd.NaT,
+                "valid_to": pd.Timestamp(r.valid_to) if r.valid_to else pd.NaT,
+                "dimension_rank": r.rank,
+            }
+            for r in rules
+        ],
+        columns=ORG_MAPPING.column_names,
+    )
+
+
+def _key_pairs_sql() -> str:
+    """(line_id, provider, usage_date, dimension, value) for every non-null allocation key, plus '*'."""
+    selects = [
+        f"SELECT line_id, provider, usage_date, '{dimension}' AS dimension, {column} AS value "
+        f"FROM lines WHERE {column} IS NOT NULL"
+        for dimension, column in ALLOCATION_KEY_COLUMNS.items()
+    ]
+    selects.append("SELECT line_id, provider, usage_date, '*' AS dimension, '*' AS value FROM lines")
+    return "\n    UNION ALL ".join(selects)
+
+
+def allocation_sql() -> str:
+    """SELECT producing cost_line_items rows for the days [$start, $end) of staging.line_items."""
+    line_columns = ", ".join(f"l.{c}" for c in LINE_ITEMS.column_names)
+    return f"""
+WITH lines AS (
+    SELECT * FROM {LINE_ITEMS.qualified_name} WHERE usage_date >= $start AND usage_date < $end
+),
+key_pairs AS (
+    {_key_pairs_sql()}
+),
+ranked AS (
+    SELECT k.line_id, m.team, m.cost_centre, m.product, m.rule_line,
+           row_number() OVER (
+               PARTITION BY k.line_id ORDER BY m.dimension_rank, (m.provider = '*'), m.rule_line
+           ) AS preference
+    FROM key_pairs k
+    JOIN {ORG_MAPPING.qualified_name} m
+      ON m.dimension = k.dimension AND m.value = k.value AND m.provider IN (k.provider, '*')
+     AND (m.valid_from IS NULL OR k.usage_date >= m.valid_from)
+     AND (m.valid_to IS NULL OR k.usage_date < m.valid_to)
+),
+best AS (SELECT * FROM ranked WHERE preference = 1)
+SELECT
+    l.line_id AS cost_line_id,
+    {line_columns},
+    coalesce(l.assigned_team, b.team, '{UNALLOCATED_TEAM}') AS team,
+    CASE WHEN l.assigned_team IS NOT NULL THEN l.assigned_cost_centre ELSE b.cost_centre END AS cost_centre,
+    CASE WHEN l.assigned_team IS NULL THEN b.product END AS product,
+    CASE WHEN l.assigned_team IS NOT NULL OR b.team IS NOT NULL THEN 'direct' ELSE 'unallocated' END
+        AS allocation_method,
+    CAST(1 AS DECIMAL(38, 12)) AS allocation_share,
+    CASE WHEN l.assigned_team IS NOT NULL THEN '{MANUAL_INVOICES_FILE}'
+         WHEN b.team IS NOT NULL THEN '{ORG_MAPPING_FILE} line ' || b.rule_line END AS allocation_rule
+FROM lines l
+LEFT JOIN best b ON b.line_id = l.line_id
+"""

@@ -1,0 +1,131 @@
+"""`aispend`: materialise the pipeline for a range of days, or run the demo against local simulators."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from aispend_pipeline.defs.partitions import PARTITIONS_START
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+JOB_NAME = "aispend_daily"
+OUR_ERRORS = (
+    "SourceError",
+    "SourceAuthError",
+    "SourcePayloadError",
+    "SourceUnavailableError",
+    "SeedError",
+    "ValidationError",
+    "AispendError",
+)
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a day (YYYY-MM-DD)") from None
+
+
+def check_range(first: date, last: date) -> str | None:
+    """Why a requested range cannot run, or None."""
+    yesterday = today_utc() - timedelta(days=1)
+    if first > last:
+        return f"--start {first} is after --end {last}"
+    if first < date.fromisoformat(PARTITIONS_START):
+        return f"--start {first} is before the first daily partition ({PARTITIONS_START})"
+    if last > yesterday:
+        return f"--end {last} is not a completed UTC day yet (the latest is {yesterday})"
+    return None
+
+
+def materialize(first: date, last: date, log_level: str = "INFO") -> tuple[bool, str]:
+    """Run every asset for the days first..last (inclusive) as one Dagster run: (success, reason)."""
+    import dagster as dg
+
+    from aispend_pipeline.definitions import build_definitions
+    from aispend_pipeline.defs.schedules import range_tags
+
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    result = build_definitions().resolve_job_def(JOB_NAME).execute_in_process(
+        instance=instance,
+        tags=range_tags(first, last),
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        raise_on_error=False,
+    )
+    return result.success, "" if result.success else failure_reason(result)
+
+
+def failure_reason(result: dg.ExecuteInProcessResult) -> str:
+    """One line: the pipeline's own error (source, day, what to do) if it raised one, else Dagster's."""
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        error = event.step_failure_data.error
+        first_message = error.message if error else "unknown error"
+        while error is not None:
+            if error.cls_name in OUR_ERRORS:
+                return error.message.strip().splitlines()[0]
+            error = error.cause
+        return f"step {event.step_key} failed: {first_message.strip().splitlines()[0]}"
+    return "the run failed before any step ran; see the Dagster logs above"
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    from aispend_pipeline.defs.partitions import scheduled_window
+    from aispend_pipeline.defs.schedules import restatement_days
+
+    if args.start is None and args.end is None:
+        first, last = scheduled_window(today_utc(), restatement_days())
+    else:
+        first, last = args.start or args.end, args.end or args.start
+    problem = check_range(first, last)
+    if problem:
+        print(f"aispend: {problem}", file=sys.stderr)
+        return 2
+    ok, reason = materialize(first, last)
+    if not ok:
+        print(f"aispend: materialize {first}..{last} failed: {reason}", file=sys.stderr)
+        return 1
+    print(f"aispend: materialized {first}..{last} ({(last - first).days + 1} days)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from aispend_pipeline.demo import run_demo
+
+    return run_demo(args.days)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aispend", description="AI spend from every bill, attributed to teams.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("materialize", help="materialise every asset for a range of days as one run")
+    run.add_argument("--start", type=_day, help="first day, YYYY-MM-DD (default: the scheduled window)")
+    run.add_argument("--end", type=_day, help="last day, inclusive")
+    run.set_defaults(handler=cmd_materialize)
+    demo = commands.add_parser("demo", help="run the whole pipeline against bundled local simulators")
+    demo.add_argument("--days", type=int, default=60, help="days ending yesterday (default 60)")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*(is currently in beta|is currently in preview)")
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""`cost_line_items`: line items attributed to teams by the org mapping, in the analyst schema."""
+
+from decimal import Decimal
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from aispend_pipeline.allocation.org_mapping import allocation_sql
+from aispend_pipeline.defs.ingest import OWNERS
+from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
+from aispend_pipeline.defs.partitions import daily_partitions, partition_dates, single_run_backfill
+from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, LINE_ITEMS, UNALLOCATED_TEAM
+
+KEY = dg.AssetKey(["cost_line_items"])
+LINES_CHECK = "matches_line_items"
+UNALLOCATED_CHECK = "unallocated_share"
+UNALLOCATED_WARN_SHARE = Decimal("0.05")
+
+
+@dg.asset(
+    key=KEY,
+    description=COST_LINE_ITEMS.description,
+    group_name="allocate",
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
+    deps=[dg.AssetKey(["staging", "line_items"])],
+    kinds={"sql", "duckdb"},
+    owners=OWNERS,
+    tags={"layer": "marts"},
+    code_version="1",
+    required_resource_keys={"warehouse", "seeds"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            LINES_CHECK,
+            asset=KEY,
+            blocking=True,
+            description="Every line item is attributed once: per line, attributed shares sum to its cost.",
+        ),
+        dg.AssetCheckSpec(
+            UNALLOCATED_CHECK,
+            asset=KEY,
+            description=f"Warns when more than {UNALLOCATED_WARN_SHARE:.0%} of spend has no team.",
+        ),
+    ],
+)
+def cost_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
+    start, end = partition_dates(context)
+    warehouse = context.resources.warehouse.warehouse()
+    rule_count = context.resources.seeds.load_org_mapping(warehouse)
+    warehouse.replace_range_from_sql(COST_LINE_ITEMS, allocation_sql(), start, end)
+    rows, total = stored_summary(warehouse, COST_LINE_ITEMS, start, end)
+    params = {"start": start, "end": end}
+    unallocated = Decimal(
+        warehouse.rows(
+            f"SELECT coalesce(sum(cost_usd), 0) FROM {COST_LINE_ITEMS.qualified_name} "
+            f"WHERE usage_date >= $start AND usage_date < $end AND team = '{UNALLOCATED_TEAM}'",
+            params,
+        )[0][0]
+    )
+    share = (unallocated / total) if total else Decimal(0)
+    unbalanced = warehouse.rows(
+        f"""
+        SELECT count(*) FROM (
+            SELECT l.line_id FROM {LINE_ITEMS.qualified_name} l
+            LEFT JOIN {COST_LINE_ITEMS.qualified_name} c USING (line_id)
+            WHERE l.usage_date >= $start AND l.usage_date < $end
+            GROUP BY l.line_id, l.cost_usd
+            HAVING coalesce(sum(c.cost_usd), -1) <> l.cost_usd
+        )""",
+        params,
+    )[0][0]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "total_usd": usd(total),
+            "unallocated_usd": usd(unallocated),
+            "unallocated_share": dg.MetadataValue.text(f"{share:.4%}"),
+            "org_mapping_rules": rule_count,
+            **range_metadata(start, end),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=LINES_CHECK, passed=unbalanced == 0, metadata={"unbalanced_lines": unbalanced}
+            ),
+            dg.AssetCheckResult(
+                check_name=UNALLOCATED_CHECK,
+                passed=share <= UNALLOCATED_WARN_SHARE,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"unallocated_usd": usd(unallocated), "share": dg.MetadataValue.text(f"{share:.4%}")},
+            ),
+        ],
+    )

@@ -1,0 +1,93 @@
+"""Analyst marts: `team_daily_spend` (rollup) and `focus_cost_and_usage` (FOCUS view)."""
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from aispend_pipeline.defs.allocate import KEY as COST_LINE_ITEMS_KEY
+from aispend_pipeline.defs.ingest import OWNERS
+from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
+from aispend_pipeline.defs.partitions import daily_partitions, partition_dates, single_run_backfill
+from aispend_pipeline.marts.focus import FOCUS_VIEW, focus_view_sql
+from aispend_pipeline.marts.team_daily_spend import TEAM_DAILY_SPEND_SQL
+from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, TEAM_DAILY_SPEND
+
+ROLLUP_KEY = dg.AssetKey(["team_daily_spend"])
+RECONCILE_CHECK = "reconciles_with_cost_line_items"
+COMMON = dict(
+    group_name="marts",
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
+    deps=[COST_LINE_ITEMS_KEY],
+    owners=OWNERS,
+    tags={"layer": "marts"},
+    code_version="1",
+    required_resource_keys={"warehouse"},
+)
+
+
+@dg.asset(
+    key=ROLLUP_KEY,
+    description=TEAM_DAILY_SPEND.description,
+    kinds={"sql", "duckdb"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            RECONCILE_CHECK,
+            asset=ROLLUP_KEY,
+            blocking=True,
+            description="Per day, the rollup equals cost_line_items exactly (to the cent and beyond).",
+        )
+    ],
+    **COMMON,
+)
+def team_daily_spend(context: AssetExecutionContext) -> dg.MaterializeResult:
+    start, end = partition_dates(context)
+    warehouse = context.resources.warehouse.warehouse()
+    warehouse.replace_range_from_sql(TEAM_DAILY_SPEND, TEAM_DAILY_SPEND_SQL, start, end)
+    rows, total = stored_summary(warehouse, TEAM_DAILY_SPEND, start, end)
+    _, lines_total = stored_summary(warehouse, COST_LINE_ITEMS, start, end)
+    mismatched_days = warehouse.rows(
+        f"""
+        SELECT coalesce(a.usage_date, b.usage_date) FROM
+            (SELECT usage_date, sum(cost_usd) t FROM {COST_LINE_ITEMS.qualified_name}
+             WHERE usage_date >= $start AND usage_date < $end GROUP BY 1) a
+        FULL JOIN
+            (SELECT usage_date, sum(cost_usd) t FROM {TEAM_DAILY_SPEND.qualified_name}
+             WHERE usage_date >= $start AND usage_date < $end GROUP BY 1) b USING (usage_date)
+        WHERE a.t IS DISTINCT FROM b.t""",
+        {"start": start, "end": end},
+    )
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": rows, "total_usd": usd(total), **range_metadata(start, end)},
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=RECONCILE_CHECK,
+                passed=not mismatched_days and total == lines_total,
+                metadata={
+                    "rollup_total_usd": usd(total),
+                    "cost_line_items_total_usd": usd(lines_total),
+                    "mismatched_days": len(mismatched_days),
+                },
+            )
+        ],
+    )
+
+
+@dg.asset(
+    key=dg.AssetKey(["focus_cost_and_usage"]),
+    description="cost_line_items under FOCUS 1.0 column names (custom columns x_*), as a view.",
+    kinds={"sql", "duckdb"},
+    **COMMON,
+)
+def focus_cost_and_usage(context: AssetExecutionContext) -> dg.MaterializeResult:
+    start, end = partition_dates(context)
+    warehouse = context.resources.warehouse.warehouse()
+    warehouse.ensure_tables([COST_LINE_ITEMS])
+    warehouse.execute(focus_view_sql())
+    rows, total = warehouse.rows(
+        f"SELECT count(*), coalesce(sum(BilledCost), 0) FROM {FOCUS_VIEW} "
+        "WHERE ChargePeriodStart >= $start AND ChargePeriodStart < $end",
+        {"start": start, "end": end},
+    )[0]
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": rows, "billed_cost_usd": usd(total), **range_metadata(start, end)}
+    )

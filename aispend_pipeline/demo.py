@@ -1,0 +1,85 @@
+"""`aispend demo`: the real clients and the whole pipeline against bundled local simulators.
+
+No credentials and no network: simulators of the OpenAI and Anthropic billing APIs serve a
+synthetic organisation on 127.0.0.1, and the example seeds attribute its spend to teams.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from aispend_pipeline.core.money import round_to_cent
+from aispend_pipeline.defs.resources import DEFAULT_DUCKDB_PATH, DEFAULT_SEEDS_DIR
+from aispend_pipeline.simulators import start_simulators
+from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
+
+EXAMPLE_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+# Never let an SDK look for cloud credentials on a metadata address while the demo runs.
+NO_METADATA_PROBES = {"AWS_EC2_METADATA_DISABLED": "true", "NO_GCE_CHECK": "true", "AZURE_TOKEN_CREDENTIALS": "dev"}
+
+
+def run_demo(days: int) -> int:
+    from aispend_pipeline.cli import check_range, materialize, today_utc
+
+    last = today_utc() - timedelta(days=1)
+    first = last - timedelta(days=max(days, 1) - 1)
+    problem = check_range(first, last)
+    if problem:
+        print(f"aispend demo: {problem}", file=sys.stderr)
+        return 2
+    if not os.environ.get("AISPEND_SEEDS_DIR") and not Path(DEFAULT_SEEDS_DIR).is_dir() and EXAMPLE_SEEDS.is_dir():
+        os.environ["AISPEND_SEEDS_DIR"] = str(EXAMPLE_SEEDS)
+    started = time.monotonic()
+    with start_simulators(spike_day=last - timedelta(days=4)) as sims:
+        os.environ.update({**NO_METADATA_PROBES, **sims.env})
+        print(f"aispend demo: simulators on {sims.openai.url} (OpenAI) and {sims.anthropic.url} (Anthropic)")
+        ok, reason = materialize(first, last, log_level="WARNING")
+        requests = {"openai": sims.openai.request_count(), "anthropic": sims.anthropic.request_count()}
+    if not ok:
+        print(f"aispend demo: the pipeline failed: {reason}", file=sys.stderr)
+        return 1
+    database = Path(os.environ.get("AISPEND_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
+    print(summary(DuckDBWarehouse(database), first, last, requests, time.monotonic() - started))
+    return 0
+
+
+def _usd(amount: Decimal) -> str:
+    return f"{round_to_cent(amount):,.2f}"
+
+
+def summary(warehouse: DuckDBWarehouse, first: date, last: date, requests: dict[str, int], seconds: float) -> str:
+    params = {"start": first, "end": last + timedelta(days=1)}
+    where = "WHERE usage_date >= $start AND usage_date < $end"
+    providers = warehouse.rows(
+        f"SELECT provider, sum(cost_usd) FROM main.team_daily_spend {where} GROUP BY 1 ORDER BY 2 DESC", params
+    )
+    teams = warehouse.rows(
+        f"SELECT team, sum(cost_usd) FROM main.team_daily_spend {where} GROUP BY 1 ORDER BY 2 DESC LIMIT 6", params
+    )
+    peak = warehouse.rows(
+        f"SELECT usage_date, team, provider, cost_usd FROM main.team_daily_spend {where} AND provider NOT IN "
+        "(SELECT DISTINCT provider FROM main.cost_line_items WHERE data_lag = 'monthly') "
+        "ORDER BY cost_usd DESC LIMIT 1",
+        params,
+    )
+    total = sum((amount for _, amount in providers), Decimal(0))
+    lines = [
+        f"\nAI spend {first} .. {last} ({(last - first).days + 1} days): {_usd(total)} USD",
+        "  by provider:",
+        *(f"    {p:<16} {_usd(a):>16}" for p, a in providers),
+        "  top teams:",
+        *(f"    {t:<16} {_usd(a):>16}" for t, a in teams),
+    ]
+    if peak:
+        day, team, provider, amount = peak[0]
+        lines.append(f"  largest team-day: {day} {team} on {provider}: {_usd(amount)} USD")
+    lines += [
+        f"  API requests: {', '.join(f'{k} {v}' for k, v in requests.items())}; wall time {seconds:.1f} s",
+        f"  DuckDB file: {warehouse.path.resolve()}  (tables cost_line_items, team_daily_spend, focus_cost_and_usage)",
+    ]
+    return "\n".join(lines)

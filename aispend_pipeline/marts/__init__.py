@@ -1,0 +1,1 @@
+"""What analysts query: daily team rollups and the FOCUS-shaped view."""

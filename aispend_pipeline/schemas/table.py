@@ -1,0 +1,101 @@
+"""`Table`: one declaration of a table's columns, from which its DDL, insert and pandera schema derive.
+
+Frames crossing the Python/DuckDB boundary carry money (and other decimals) as exact decimal text,
+dates as `datetime64`, everything else as text. DuckDB casts on insert, by column name, so a frame's
+column order never matters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pandera.pandas as pa
+
+from aispend_pipeline.core.money import MONEY_SQL_TYPE, MONEY_TEXT_PATTERN
+
+DECIMAL = MONEY_SQL_TYPE
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str = "VARCHAR"
+    nullable: bool = True
+    allowed: tuple[str, ...] | None = None
+    description: str = ""
+
+    @property
+    def is_decimal(self) -> bool:
+        return self.sql_type.startswith("DECIMAL")
+
+    def pandera_column(self) -> pa.Column:
+        checks: list[pa.Check] = []
+        if self.is_decimal:
+            checks.append(pa.Check.str_matches(f"^{MONEY_TEXT_PATTERN}$", error="exact decimal text"))
+        if self.allowed is not None:
+            checks.append(pa.Check.isin(list(self.allowed)))
+        if self.sql_type == "DATE":
+            return pa.Column("datetime64[ns]", nullable=self.nullable, coerce=True)
+        if self.sql_type in ("INTEGER", "BIGINT"):
+            return pa.Column("Int64", nullable=self.nullable, coerce=True)
+        if self.sql_type == "BOOLEAN":
+            return pa.Column("boolean", nullable=self.nullable, coerce=True)
+        return pa.Column(object, checks=checks, nullable=self.nullable)
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    columns: tuple[Column, ...]
+    description: str = ""
+    date_column: str = "usage_date"
+    unique_key: tuple[str, ...] = ()
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def ddl(self) -> str:
+        body = ",\n  ".join(f"{c.name} {c.sql_type}{'' if c.nullable else ' NOT NULL'}" for c in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.qualified_name} (\n  {body}\n)"
+
+    def insert_sql(self, frame_name: str) -> str:
+        """Insert a registered frame by column name, casting text to each column's SQL type."""
+        names = ", ".join(self.column_names)
+        casts = ", ".join(f"CAST({c.name} AS {c.sql_type})" for c in self.columns)
+        return f"INSERT INTO {self.qualified_name} ({names}) SELECT {casts} FROM {frame_name}"
+
+    def exact_select(self, relation: str, present: set[str] | None = None) -> str:
+        """Select a relation as this table's columns, decimals as text so pandas never sees a float.
+
+        Columns absent from `present` (the relation's own columns, default: all) come out as NULL.
+        """
+
+        def expression(column: Column) -> str:
+            if present is not None and column.name not in present:
+                return f"CAST(NULL AS {'VARCHAR' if column.is_decimal else column.sql_type}) AS {column.name}"
+            return f"CAST({column.name} AS VARCHAR) AS {column.name}" if column.is_decimal else column.name
+
+        return "SELECT " + ", ".join(expression(c) for c in self.columns) + f" FROM ({relation})"
+
+    def pandera_schema(self) -> pa.DataFrameSchema:
+        return pa.DataFrameSchema(
+            {c.name: c.pandera_column() for c in self.columns},
+            strict=True,
+            unique=list(self.unique_key) or None,
+            name=self.qualified_name,
+        )
+
+    def conform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Add absent nullable columns as NULL and put columns in declared order."""
+        frame = frame.copy()
+        for column in self.columns:
+            if column.name not in frame.columns:
+                frame[column.name] = None
+        return frame[self.column_names]

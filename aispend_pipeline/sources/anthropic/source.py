@@ -1,0 +1,89 @@
+"""Anthropic as a pipeline source: resource, raw table and normalisation to line items."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from aispend_pipeline.schemas.table import DECIMAL, Column, Table
+from aispend_pipeline.sources.anthropic.client import DEFAULT_BASE_URL, AnthropicCostsClient
+from aispend_pipeline.sources.base import RawPull, Source, SourceResource, frame_from_records
+
+KEY_COLUMNS = (
+    "usage_date",
+    "workspace_id",
+    "description",
+    "cost_type",
+    "model",
+    "service_tier",
+    "token_type",
+    "context_window",
+)
+
+RAW_TABLE = Table(
+    "raw",
+    "anthropic_costs",
+    (
+        Column("usage_date", "DATE", nullable=False),
+        Column("workspace_id"),
+        Column("description"),
+        Column("cost_type"),
+        Column("model"),
+        Column("service_tier"),
+        Column("token_type"),
+        Column("context_window"),
+        Column("amount_usd", DECIMAL, nullable=False, description="The payload's cents, converted exactly."),
+        Column("line_ordinal", "BIGINT", nullable=False),
+    ),
+    description="Anthropic cost_report results, one row per day, workspace and description.",
+    unique_key=(*KEY_COLUMNS, "line_ordinal"),
+)
+
+NORMALISE_SQL = """
+SELECT
+    md5(concat_ws('|', 'anthropic', usage_date, coalesce(workspace_id, ''), coalesce(description, ''),
+        coalesce(cost_type, ''), coalesce(model, ''), coalesce(service_tier, ''), coalesce(token_type, ''),
+        coalesce(context_window, ''), line_ordinal)) AS line_id,
+    usage_date,
+    'anthropic' AS provider,
+    'Claude API' AS service,
+    'Usage' AS charge_category,
+    description AS charge_description,
+    model,
+    CASE WHEN token_type = 'output_tokens' THEN 'output'
+         WHEN token_type LIKE '%input%' OR token_type LIKE 'cache%' THEN 'input' END AS token_direction,
+    CASE WHEN token_type LIKE 'cache_read%' THEN 'read'
+         WHEN token_type LIKE 'cache_creation%' THEN 'write' END AS token_cache_action,
+    service_tier,
+    amount_usd AS cost_usd,
+    'daily' AS data_lag,
+    'billed' AS cost_source,
+    workspace_id
+FROM raw.anthropic_costs
+WHERE usage_date >= $start AND usage_date < $end
+"""
+
+SOURCE = Source(
+    name="anthropic",
+    title="Anthropic organisation costs",
+    kinds=frozenset({"anthropic", "duckdb"}),
+    raw_table=RAW_TABLE,
+    normalise_sql=NORMALISE_SQL,
+    resource_key="anthropic",
+)
+
+
+class AnthropicResource(SourceResource):
+    """Anthropic Admin API (`ANTHROPIC_ADMIN_KEY`, endpoint `ANTHROPIC_BASE_URL`)."""
+
+    enabled_by = "ANTHROPIC_ADMIN_KEY"
+    admin_key: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.admin_key)
+
+    def pull(self, start: date, end: date) -> RawPull:
+        client = AnthropicCostsClient(self.admin_key or "", self.base_url)
+        lines = client.daily_costs(start, end)
+        return RawPull(frame_from_records(lines, RAW_TABLE, KEY_COLUMNS), client.request_count)

@@ -1,0 +1,73 @@
+"""What every source provides: a raw table, a pull, and SQL that normalises raw rows to line items.
+
+Adding a source means adding its folder (client, resource, raw table, normalise SQL, README) and one
+line in `sources/__init__.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import dagster as dg
+import pandas as pd
+
+from aispend_pipeline.core.money import money_text
+from aispend_pipeline.schemas.table import Table
+
+
+@dataclass(frozen=True)
+class RawPull:
+    """Raw rows of a range of days, as the provider gave them (money as exact text)."""
+
+    frame: pd.DataFrame
+    api_requests: int = 0
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    title: str
+    kinds: frozenset[str]
+    raw_table: Table
+    normalise_sql: str
+    resource_key: str
+    data_lag: str = "daily"
+
+
+class SourceResource(dg.ConfigurableResource):
+    """A source's connection settings; `pull` fetches raw rows for the UTC days [start, end)."""
+
+    enabled_by: ClassVar[str] = ""
+
+    @property
+    def is_configured(self) -> bool:
+        return True
+
+    @property
+    def not_configured_reason(self) -> str:
+        return f"not configured: set {self.enabled_by} to enable this source"
+
+    def pull(self, start: date, end: date) -> RawPull:
+        raise NotImplementedError
+
+
+def raw_frame(rows: list[dict[str, Any]], table: Table, key_columns: tuple[str, ...]) -> pd.DataFrame:
+    """A raw frame from row dicts: Decimals as exact text, plus `line_ordinal`.
+
+    `line_ordinal` numbers lines that share every key column, so identical lines stay distinct and
+    keep their money instead of colliding on one key.
+    """
+    texts = [{k: money_text(v) if isinstance(v, Decimal) else v for k, v in row.items()} for row in rows]
+    frame = pd.DataFrame(texts, columns=[c for c in table.column_names if c != "line_ordinal"])
+    frame["usage_date"] = pd.to_datetime(frame["usage_date"])
+    frame["line_ordinal"] = frame.groupby(list(key_columns), dropna=False).cumcount() if rows else []
+    return table.conform(frame)
+
+
+def frame_from_records(records: list[Any], table: Table, key_columns: tuple[str, ...]) -> pd.DataFrame:
+    """A raw frame from a client's dataclass records."""
+    return raw_frame([dataclasses.asdict(r) for r in records], table, key_columns)

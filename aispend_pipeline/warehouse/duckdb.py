@@ -1,0 +1,157 @@
+"""The DuckDB file analysts query: short-lived connections, one transaction per partition write.
+
+A range of days is replaced as a whole inside one transaction (delete, then insert), so a failed or
+killed write leaves the previous rows in place and re-running a range changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from aispend_pipeline.errors import AispendError
+from aispend_pipeline.schemas.table import Table
+
+LOCK_WAIT_SECONDS = 60.0
+
+
+class DuckDBWarehouse:
+    def __init__(self, path: str | Path, lock_wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
+        self.path = Path(path)
+        self.lock_wait_seconds = lock_wait_seconds
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection, waiting (bounded) while another process holds the file's lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_wait_seconds
+        delay = 0.1
+        while True:
+            try:
+                connection = duckdb.connect(str(self.path))
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise AispendError(
+                        f"cannot open {self.path} for writing: {exc}. Close other sessions that hold it "
+                        "(analysts can open it with read_only=True between runs)"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def ensure_tables(self, tables: Sequence[Table]) -> None:
+        """Create schemas and tables, and add columns a newer version declares."""
+        with self.connect() as con:
+            for table in tables:
+                _ensure(con, table)
+
+    def replace_range(
+        self,
+        table: Table,
+        frame: pd.DataFrame,
+        start: date,
+        end: date,
+        where: str = "TRUE",
+        params: dict[str, Any] | None = None,
+    ) -> int:
+        """Replace the rows of days [start, end) matching `where` by `frame`, atomically."""
+        with self.connect() as con:
+            _ensure(con, table)
+            con.begin()
+            try:
+                con.execute(
+                    f"DELETE FROM {table.qualified_name} WHERE {table.date_column} >= $start "
+                    f"AND {table.date_column} < $end AND ({where})",
+                    {"start": start, "end": end, **(params or {})},
+                )
+                if len(frame):
+                    con.register("incoming_frame", table.conform(frame))
+                    con.execute(table.insert_sql("incoming_frame"))
+                    con.unregister("incoming_frame")
+                con.commit()
+            except Exception:
+                con.rollback()
+                raise
+        return len(frame)
+
+    def replace_range_from_sql(self, table: Table, select_sql: str, start: date, end: date) -> int:
+        """Replace days [start, end) of `table` by a SELECT (run inside the file, set-based)."""
+        with self.connect() as con:
+            _ensure(con, table)
+            con.begin()
+            try:
+                params = {"start": start, "end": end}
+                con.execute(
+                    f"DELETE FROM {table.qualified_name} WHERE {table.date_column} >= $start "
+                    f"AND {table.date_column} < $end",
+                    params,
+                )
+                names = ", ".join(table.column_names)
+                con.execute(f"INSERT INTO {table.qualified_name} ({names}) SELECT {names} FROM ({select_sql})", params)
+                inserted = con.execute(
+                    f"SELECT count(*) FROM {table.qualified_name} WHERE {table.date_column} >= $start "
+                    f"AND {table.date_column} < $end",
+                    params,
+                ).fetchone()
+                con.commit()
+            except Exception:
+                con.rollback()
+                raise
+        return int(inserted[0]) if inserted else 0
+
+    def replace_table(self, table: Table, frame: pd.DataFrame) -> None:
+        """Replace a whole (small, unpartitioned) table, e.g. a seed snapshot."""
+        with self.connect() as con:
+            _ensure(con, table)
+            con.begin()
+            con.execute(f"DELETE FROM {table.qualified_name}")
+            if len(frame):
+                con.register("incoming_frame", table.conform(frame))
+                con.execute(table.insert_sql("incoming_frame"))
+                con.unregister("incoming_frame")
+            con.commit()
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        with self.connect() as con:
+            con.execute(sql, params or {})
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Query rows as Python values: DECIMAL columns come back as exact `Decimal`."""
+        with self.connect() as con:
+            return con.execute(sql, params or {}).fetchall()
+
+    def columns_of(self, sql: str, params: dict[str, Any] | None = None) -> list[str]:
+        """The column names a query returns."""
+        with self.connect() as con:
+            return [d[0] for d in con.execute(f"SELECT * FROM ({sql}) LIMIT 0", params or {}).description]
+
+    def frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Query into pandas; cast decimals to VARCHAR in `sql` (or use `Table.exact_select`)."""
+        with self.connect() as con:
+            return con.execute(sql, params or {}).df()
+
+
+def _ensure(con: duckdb.DuckDBPyConnection, table: Table) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.schema}")
+    con.execute(table.ddl())
+    existing = {
+        row[0]
+        for row in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [table.schema, table.name],
+        ).fetchall()
+    }
+    for column in table.columns:
+        if column.name not in existing:
+            con.execute(f"ALTER TABLE {table.qualified_name} ADD COLUMN {column.name} {column.sql_type}")
