@@ -56,11 +56,15 @@ def materialize(first: date, last: date, log_level: str = "INFO") -> tuple[bool,
     from aispend_pipeline.defs.schedules import range_tags
 
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    result = build_definitions().resolve_job_def(JOB_NAME).execute_in_process(
-        instance=instance,
-        tags=range_tags(first, last),
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        raise_on_error=False,
+    result = (
+        build_definitions()
+        .resolve_job_def(JOB_NAME)
+        .execute_in_process(
+            instance=instance,
+            tags=range_tags(first, last),
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            raise_on_error=False,
+        )
     )
     return result.success, "" if result.success else failure_reason(result)
 
@@ -74,7 +78,8 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
         first_message = error.message if error else "unknown error"
         while error is not None:
             if error.cls_name in OUR_ERRORS:
-                return error.message.strip().splitlines()[0]
+                message = error.message.strip().splitlines()[0]
+                return message.split(f"{error.cls_name}: ", 1)[-1]
             error = error.cause
         return f"step {event.step_key} failed: {first_message.strip().splitlines()[0]}"
     return "the run failed before any step ran; see the Dagster logs above"

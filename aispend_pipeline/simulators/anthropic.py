@@ -1,0 +1,85 @@
+"""Anthropic's `GET /v1/organizations/cost_report`, served from the synthetic organisation.
+
+Faithful to the wire format the real client must survive: `x-api-key` plus `anthropic-version`, amounts
+as decimal strings in cents, `limit` of at most 31 daily buckets, the default workspace as `null`, and
+description fields null unless grouped by description.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from aispend_pipeline.simulators.org import AnthropicLine, SyntheticOrg
+from aispend_pipeline.simulators.paging import (
+    aggregate,
+    check_choices,
+    completed_days,
+    envelope,
+    missing,
+    paginate,
+    require_header,
+    rfc3339_param,
+)
+from aispend_pipeline.simulators.server import HttpError, Request, Route
+
+PATH = "/v1/organizations/cost_report"
+API_VERSION = "2023-06-01"
+MAX_LIMIT = 31
+DIMS = {
+    "workspace_id": ("workspace_id",),
+    "description": ("description", "cost_type", "model", "service_tier", "token_type", "context_window"),
+}
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error"}
+_ERROR_TYPES |= {404: "not_found_error", 429: "rate_limit_error", 529: "overloaded_error"}
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """Anthropic's error envelope."""
+    kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+class AnthropicCostsSimulator:
+    def __init__(self, org: SyntheticOrg, api_key: str, max_buckets_per_page: int | None = None) -> None:
+        self.org = org
+        self.api_key = api_key
+        self.max_buckets_per_page = max_buckets_per_page
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        return {PATH: self.cost_report}
+
+    def cost_report(self, request: Request) -> dict[str, Any]:
+        require_header(request, "x-api-key", self.api_key)
+        require_header(request, "anthropic-version", API_VERSION, status=400)
+        start = rfc3339_param(request, "starting_at") or missing("starting_at")
+        end = rfc3339_param(request, "ending_at")
+        if request.param("bucket_width", "1d") != "1d":
+            raise HttpError(400, "bucket_width must be '1d' for the cost report")
+        group_by = request.params("group_by")
+        check_choices("group_by", group_by, DIMS)
+        page = paginate(request, completed_days(start, end), max_limit=MAX_LIMIT, cap=self.max_buckets_per_page)
+        return envelope(page, lambda day: self._bucket(day, group_by))
+
+    def _bucket(self, day: date, group_by: list[str]) -> dict[str, Any]:
+        lines = aggregate(self.org.anthropic_lines(day), group_by, DIMS, sums=("amount_cents",))
+        return {
+            "starting_at": f"{day.isoformat()}T00:00:00Z",
+            "ending_at": f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z",
+            "results": [_result(line) for line in lines],
+        }
+
+
+def _result(line: AnthropicLine) -> dict[str, Any]:
+    return {
+        "amount": format(line.amount_cents, "f"),
+        "currency": "USD",
+        "workspace_id": line.workspace_id,
+        "description": line.description,
+        "cost_type": line.cost_type,
+        "model": line.model,
+        "service_tier": line.service_tier,
+        "token_type": line.token_type,
+        "context_window": line.context_window,
+    }

@@ -1,0 +1,89 @@
+"""OpenAI's `GET /v1/organization/costs`, served from the synthetic organisation.
+
+Faithful to the wire format the real client must survive: bearer admin key, `limit` counted in daily
+buckets (1-180), `group_by` with or without brackets, opaque cursors, and `amount.value` sometimes a JSON
+string instead of a number.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from aispend_pipeline.simulators.org import OpenAILine, SyntheticOrg
+from aispend_pipeline.simulators.paging import (
+    aggregate,
+    check_choices,
+    completed_days,
+    envelope,
+    missing,
+    paginate,
+    require_header,
+    unix_param,
+)
+from aispend_pipeline.simulators.server import HttpError, Request, Route
+
+PATH = "/v1/organization/costs"
+MAX_LIMIT = 180
+GROUP_BY = ("project_id", "line_item", "user_id", "api_key_id", "api_source")
+DIMS = {"project_id": ("project_id",), "line_item": ("line_item", "tokens")}
+_ERROR_KINDS = {
+    401: ("invalid_request_error", "invalid_api_key"),
+    404: ("invalid_request_error", "not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """OpenAI's error envelope."""
+    kind, code = _ERROR_KINDS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+class OpenAICostsSimulator:
+    def __init__(self, org: SyntheticOrg, api_key: str, max_buckets_per_page: int | None = None) -> None:
+        self.org = org
+        self.api_key = api_key
+        self.max_buckets_per_page = max_buckets_per_page
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        return {PATH: self.costs}
+
+    def costs(self, request: Request) -> dict[str, Any]:
+        require_header(request, "Authorization", f"Bearer {self.api_key}")
+        start = unix_param(request, "start_time") or missing("start_time")
+        end = unix_param(request, "end_time")
+        if request.param("bucket_width", "1d") != "1d":
+            raise HttpError(400, "bucket_width must be '1d' for costs")
+        group_by = request.params("group_by")
+        check_choices("group_by", group_by, GROUP_BY)
+        page = paginate(request, completed_days(start, end), max_limit=MAX_LIMIT, cap=self.max_buckets_per_page)
+        return envelope(page, lambda day: self._bucket(day, group_by), object="page")
+
+    def _bucket(self, day: date, group_by: list[str]) -> dict[str, Any]:
+        started = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        lines = aggregate(self.org.openai_lines(day), group_by, DIMS, sums=("amount_usd", "tokens"))
+        return {
+            "object": "bucket",
+            "start_time": int(started.timestamp()),
+            "end_time": int((started + timedelta(days=1)).timestamp()),
+            "results": [_result(line) for line in lines],
+        }
+
+
+def _result(line: OpenAILine) -> dict[str, Any]:
+    # About a quarter of amounts go out as JSON strings, as seen live; which ones depends only on the value.
+    as_text = int(line.amount_usd.scaleb(6)) % 4 == 0
+    return {
+        "object": "organization.costs.result",
+        "amount": {"value": format(line.amount_usd, "f") if as_text else line.amount_usd, "currency": "usd"},
+        "line_item": line.line_item,
+        "project_id": line.project_id,
+        "quantity": None if line.tokens is None else Decimal(f"{line.tokens}.0"),
+        "quantity_unit": None if line.tokens is None else "tokens",
+        "user_id": None,
+        "api_key_id": None,
+        "api_source": None,
+    }
