@@ -160,10 +160,15 @@ def _rows(path: Path, fields: tuple[str, ...]) -> Iterator[tuple[int, dict[str, 
             raise SeedError(path.name, 1, missing[0], f"header lacks column(s) {', '.join(missing)}")
         reader.fieldnames = header
         for row in reader:
-            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-                continue
             if None in row:
-                raise SeedError(path.name, reader.line_num, None, f"has more fields than the header's {len(header)}")
+                raise SeedError(
+                    path.name,
+                    reader.line_num,
+                    f"column {len(header) + 1}",
+                    f"is beyond the header's {len(header)} columns (a stray comma?)",
+                )
+            if not any((v or "").strip() for v in row.values()):
+                continue
             yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
 
 

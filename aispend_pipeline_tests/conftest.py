@@ -41,3 +41,13 @@ def last_60_days() -> tuple[date, date]:
     """[start, end) covering the 60 completed UTC days before today."""
     end = utc_today()
     return end - timedelta(days=60), end
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_cloud_metadata_probes() -> Iterator[None]:
+    """Any SDK that looks for cloud credentials must fail fast, never probe 169.254.169.254."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        patch.setenv("NO_GCE_CHECK", "true")
+        patch.setenv("AZURE_TOKEN_CREDENTIALS", "dev")
+        yield

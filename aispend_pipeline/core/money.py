@@ -11,30 +11,36 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 MONEY_SCALE = 12
 MONEY_SQL_TYPE = f"DECIMAL(38, {MONEY_SCALE})"
+MONEY_INTEGER_DIGITS = 38 - MONEY_SCALE
 CENT = Decimal("0.01")
 # Decimal text as stored: optional sign, digits, at most MONEY_SCALE fractional digits.
-MONEY_TEXT_PATTERN = rf"-?\d+(\.\d{{1,{MONEY_SCALE}}})?"
+MONEY_TEXT_PATTERN = rf"-?[0-9]+(\.[0-9]{{1,{MONEY_SCALE}}})?"
 
 
 def parse_money(value: object) -> Decimal:
     """A finite Decimal from a JSON number (parsed as Decimal), an int or a decimal string.
 
-    Raises ValueError with a short reason; callers add which source, day and field.
+    It must fit `DECIMAL(38, 12)` exactly: trailing zeros beyond 12 decimals are dropped, any other
+    digit there is an error (never a silent rounding). Raises ValueError with a short reason;
+    callers add which source, day and field.
     """
-    if isinstance(value, bool) or value is None or isinstance(value, float):
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise ValueError(f"expected a decimal amount, got {value!r}")
     try:
-        amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)  # type: ignore[arg-type]
-    except (InvalidOperation, TypeError):
+        amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
         raise ValueError(f"expected a decimal amount, got {value!r}") from None
     if not amount.is_finite():
         raise ValueError(f"expected a finite amount, got {value!r}")
-    if -amount.as_tuple().exponent > MONEY_SCALE:  # type: ignore[operator]
-        normalised = amount.normalize()
-        if -normalised.as_tuple().exponent > MONEY_SCALE:  # type: ignore[operator]
-            raise ValueError(f"amount {value!r} has more than {MONEY_SCALE} decimal places")
-        amount = normalised
-    return amount
+    sign, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)
+    while exponent < -MONEY_SCALE and len(digits) > 1 and digits[-1] == 0:
+        digits, exponent = digits[:-1], exponent + 1
+    if exponent < -MONEY_SCALE and any(digits):
+        raise ValueError(f"amount {value!r} has more than {MONEY_SCALE} decimal places")
+    if len(digits) + exponent > MONEY_INTEGER_DIGITS and any(digits):
+        raise ValueError(f"amount {value!r} has more than {MONEY_INTEGER_DIGITS} integer digits")
+    return Decimal((sign, digits, max(exponent, -MONEY_SCALE) if not any(digits) else exponent))
 
 
 def money_text(amount: Decimal) -> str:
@@ -54,9 +60,10 @@ def round_to_cent(amount: Decimal) -> Decimal:
 def spread_over_days(total: Decimal, days: list[date]) -> list[Decimal]:
     """Split a cent-rounded total evenly over days in whole cents, remainder cents on the last days.
 
-    The shares always sum exactly to `total` (negative totals, e.g. credit notes, included).
+    The shares always sum exactly to `total`; a negative total (a credit note) mirrors a positive one.
     """
     cents = int(round_to_cent(total) * 100)
-    base, remainder = divmod(cents, len(days))
+    sign = -1 if cents < 0 else 1
+    base, remainder = divmod(abs(cents), len(days))
     first_with_extra = len(days) - remainder
-    return [Decimal(base + (1 if i >= first_with_extra else 0)).scaleb(-2) for i in range(len(days))]
+    return [Decimal(sign * (base + (1 if i >= first_with_extra else 0))).scaleb(-2) for i in range(len(days))]

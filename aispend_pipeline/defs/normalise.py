@@ -23,11 +23,10 @@ RAW_CHECK = "matches_raw_totals"
 
 
 def normalised_frame(warehouse: DuckDBWarehouse, source: Source, start: date, end: date) -> pd.DataFrame:
-    """One source's line items for [start, end), decimals as exact text, validated."""
+    """One source's line items for [start, end), decimals as exact text (validated with the others)."""
     params = {"start": start, "end": end}
     present = set(warehouse.columns_of(source.normalise_sql, params))
-    frame = warehouse.frame(LINE_ITEMS.exact_select(source.normalise_sql, present), params)
-    return validate(LINE_ITEMS, frame, source.name)
+    return warehouse.frame(LINE_ITEMS.exact_select(source.normalise_sql, present), params)
 
 
 def raw_vs_normalised_mismatches(warehouse: DuckDBWarehouse, start: date, end: date) -> list[tuple]:

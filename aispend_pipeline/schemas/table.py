@@ -32,7 +32,7 @@ class Column:
     def pandera_column(self) -> pa.Column:
         checks: list[pa.Check] = []
         if self.is_decimal:
-            checks.append(pa.Check.str_matches(f"^{MONEY_TEXT_PATTERN}$", error="exact decimal text"))
+            checks.append(pa.Check.str_matches(rf"^(?:{MONEY_TEXT_PATTERN})\Z", error="exact decimal text"))
         if self.allowed is not None:
             checks.append(pa.Check.isin(list(self.allowed)))
         if self.sql_type == "DATE":

@@ -13,6 +13,9 @@ MAX_REPORTED_FAILURES = 5
 
 def validate(table: Table, frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Return the validated frame, or raise `ValidationError` naming source, day, field and value."""
+    unknown = [c for c in frame.columns if c not in table.column_names]
+    if unknown:
+        raise ValidationError(f"{source}: field '{unknown[0]}' is not a column of {table.qualified_name}")
     frame = table.conform(frame)
     try:
         return table.pandera_schema().validate(frame, lazy=True)
@@ -29,7 +32,8 @@ def _describe(table: Table, frame: pd.DataFrame, source: str, failures: pd.DataF
             row = frame.loc[index]
             provider = row.get("provider") if "provider" in frame.columns else None
             day = row.get(table.date_column) if table.date_column in frame.columns else None
-            where = f"{provider or source} {pd.Timestamp(day).date() if day is not None and not pd.isna(day) else ''}"
+            parsed = pd.to_datetime(day, errors="coerce") if day is not None else pd.NaT
+            where = f"{provider or source} {'' if pd.isna(parsed) else parsed.date()}"
         field = failure.column if isinstance(failure.column, str) else "(table)"
         lines.append(f"{where.strip()}: field '{field}' failed {failure.check} (value {failure.failure_case!r})")
     more = len(failures) - MAX_REPORTED_FAILURES

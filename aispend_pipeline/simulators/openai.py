@@ -13,6 +13,7 @@ from typing import Any
 
 from aispend_pipeline.simulators.org import OpenAILine, SyntheticOrg
 from aispend_pipeline.simulators.paging import (
+    CostsApi,
     aggregate,
     check_choices,
     completed_days,
@@ -41,11 +42,8 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-class OpenAICostsSimulator:
-    def __init__(self, org: SyntheticOrg, api_key: str, max_buckets_per_page: int | None = None) -> None:
-        self.org = org
-        self.api_key = api_key
-        self.max_buckets_per_page = max_buckets_per_page
+class OpenAICostsSimulator(CostsApi):
+    org: SyntheticOrg
 
     @property
     def routes(self) -> dict[str, Route]:

@@ -55,6 +55,28 @@ class SourceResource(dg.ConfigurableResource):
         raise NotImplementedError
 
 
+class AdminKeySourceResource(SourceResource):
+    """A source read with one admin key over a configurable endpoint (OpenAI, Anthropic).
+
+    Subclasses name the client class, the raw table and its key columns, and the default endpoint.
+    """
+
+    client_class: ClassVar[type]
+    raw_table: ClassVar[Table]
+    key_columns: ClassVar[tuple[str, ...]]
+    admin_key: str | None = None
+    base_url: str = ""
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.admin_key)
+
+    def pull(self, start: date, end: date) -> RawPull:
+        client = self.client_class(self.admin_key or "", self.base_url)
+        lines = client.daily_costs(start, end)
+        return RawPull(frame_from_records(lines, self.raw_table, self.key_columns), client.request_count)
+
+
 def raw_frame(rows: list[dict[str, Any]], table: Table, key_columns: tuple[str, ...]) -> pd.DataFrame:
     """A raw frame from row dicts: Decimals as exact text, plus `line_ordinal`.
 

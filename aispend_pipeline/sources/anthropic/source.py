@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
 from aispend_pipeline.sources.anthropic.client import DEFAULT_BASE_URL, AnthropicCostsClient
-from aispend_pipeline.sources.base import RawPull, Source, SourceResource, frame_from_records
+from aispend_pipeline.sources.base import AdminKeySourceResource, Source
 
 KEY_COLUMNS = (
     "usage_date",
@@ -72,18 +70,11 @@ SOURCE = Source(
 )
 
 
-class AnthropicResource(SourceResource):
+class AnthropicResource(AdminKeySourceResource):
     """Anthropic Admin API (`ANTHROPIC_ADMIN_KEY`, endpoint `ANTHROPIC_BASE_URL`)."""
 
     enabled_by = "ANTHROPIC_ADMIN_KEY"
-    admin_key: str | None = None
+    client_class = AnthropicCostsClient
+    raw_table = RAW_TABLE
+    key_columns = KEY_COLUMNS
     base_url: str = DEFAULT_BASE_URL
-
-    @property
-    def is_configured(self) -> bool:
-        return bool(self.admin_key)
-
-    def pull(self, start: date, end: date) -> RawPull:
-        client = AnthropicCostsClient(self.admin_key or "", self.base_url)
-        lines = client.daily_costs(start, end)
-        return RawPull(frame_from_records(lines, RAW_TABLE, KEY_COLUMNS), client.request_count)

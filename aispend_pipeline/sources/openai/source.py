@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
-from aispend_pipeline.sources.base import RawPull, Source, SourceResource, frame_from_records
+from aispend_pipeline.sources.base import AdminKeySourceResource, Source
 from aispend_pipeline.sources.openai.client import DEFAULT_BASE_URL, OpenAICostsClient
 
 KEY_COLUMNS = ("usage_date", "project_id", "line_item")
@@ -61,18 +59,11 @@ SOURCE = Source(
 )
 
 
-class OpenAIResource(SourceResource):
+class OpenAIResource(AdminKeySourceResource):
     """OpenAI Admin API (`OPENAI_ADMIN_KEY`, endpoint `OPENAI_BASE_URL`)."""
 
     enabled_by = "OPENAI_ADMIN_KEY"
-    admin_key: str | None = None
+    client_class = OpenAICostsClient
+    raw_table = RAW_TABLE
+    key_columns = KEY_COLUMNS
     base_url: str = DEFAULT_BASE_URL
-
-    @property
-    def is_configured(self) -> bool:
-        return bool(self.admin_key)
-
-    def pull(self, start: date, end: date) -> RawPull:
-        client = OpenAICostsClient(self.admin_key or "", self.base_url)
-        lines = client.daily_costs(start, end)
-        return RawPull(frame_from_records(lines, RAW_TABLE, KEY_COLUMNS), client.request_count)
