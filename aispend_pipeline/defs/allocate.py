@@ -1,6 +1,7 @@
 """`cost_line_items`: line items attributed to teams by the org mapping, in the analyst schema."""
 
 from decimal import Decimal
+from pathlib import Path
 
 import dagster as dg
 from dagster import AssetExecutionContext
@@ -46,6 +47,12 @@ UNALLOCATED_WARN_SHARE = Decimal("0.05")
 def cost_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
     start, end = partition_dates(context)
     warehouse = context.resources.warehouse.warehouse()
+    seeds_dir = Path(context.resources.seeds.seeds_dir).resolve()
+    if not seeds_dir.is_dir():
+        context.log.warning(
+            f"seeds directory {seeds_dir} does not exist: no mapping rules, so every line is 'unallocated'; "
+            "set AISPEND_SEEDS_DIR"
+        )
     rule_count = context.resources.seeds.load_org_mapping(warehouse)
     warehouse.replace_range_from_sql(COST_LINE_ITEMS, allocation_sql(), start, end)
     rows, total = stored_summary(warehouse, COST_LINE_ITEMS, start, end)
@@ -76,6 +83,7 @@ def cost_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
             "unallocated_usd": usd(unallocated),
             "unallocated_share": dg.MetadataValue.text(f"{share:.4%}"),
             "org_mapping_rules": rule_count,
+            "seeds_dir": dg.MetadataValue.path(str(seeds_dir)),
             **range_metadata(start, end),
         },
         check_results=[

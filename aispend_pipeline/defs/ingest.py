@@ -27,7 +27,7 @@ def raw_asset_key(source: Source) -> dg.AssetKey:
 
 def build_raw_asset(source: Source) -> dg.AssetsDefinition:
     key = raw_asset_key(source)
-    money_column = "cost_usd" if "cost_usd" in source.raw_table.column_names else "amount_usd"
+    money_column = source.money_column
 
     @dg.asset(
         key=key,

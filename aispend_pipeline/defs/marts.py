@@ -7,7 +7,7 @@ from aispend_pipeline.defs.allocate import KEY as COST_LINE_ITEMS_KEY
 from aispend_pipeline.defs.ingest import OWNERS
 from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
 from aispend_pipeline.defs.partitions import daily_partitions, partition_dates, single_run_backfill
-from aispend_pipeline.marts.focus import FOCUS_VIEW, focus_view_sql
+from aispend_pipeline.marts.focus import FOCUS_VIEW, focus_view_sql, utc
 from aispend_pipeline.marts.team_daily_spend import TEAM_DAILY_SPEND_SQL
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, TEAM_DAILY_SPEND
 
@@ -85,7 +85,7 @@ def focus_cost_and_usage(context: AssetExecutionContext) -> dg.MaterializeResult
     warehouse.execute(focus_view_sql())
     rows, total = warehouse.rows(
         f"SELECT count(*), coalesce(sum(BilledCost), 0) FROM {FOCUS_VIEW} "
-        "WHERE ChargePeriodStart >= $start AND ChargePeriodStart < $end",
+        f"WHERE ChargePeriodStart >= {utc('$start')} AND ChargePeriodStart < {utc('$end')}",
         {"start": start, "end": end},
     )[0]
     return dg.MaterializeResult(

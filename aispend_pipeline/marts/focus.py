@@ -25,6 +25,11 @@ def _provider_name_sql() -> str:
     return f"CASE provider {cases} ELSE provider END"
 
 
+def utc(day_expression: str) -> str:
+    """A day as the instant of its UTC midnight, whatever the session's time zone."""
+    return f"timezone('UTC', CAST({day_expression} AS TIMESTAMP))"
+
+
 def focus_view_sql() -> str:
     provider_name = _provider_name_sql()
     return f"""
@@ -35,10 +40,10 @@ SELECT
     cost_usd AS ListCost,
     cost_usd AS ContractedCost,
     'USD' AS BillingCurrency,
-    CAST(usage_date AS TIMESTAMPTZ) AS ChargePeriodStart,
-    CAST(usage_date + INTERVAL 1 DAY AS TIMESTAMPTZ) AS ChargePeriodEnd,
-    CAST(date_trunc('month', usage_date) AS TIMESTAMPTZ) AS BillingPeriodStart,
-    CAST(date_trunc('month', usage_date) + INTERVAL 1 MONTH AS TIMESTAMPTZ) AS BillingPeriodEnd,
+    {utc("usage_date")} AS ChargePeriodStart,
+    {utc("usage_date + INTERVAL 1 DAY")} AS ChargePeriodEnd,
+    {utc("date_trunc('month', usage_date)")} AS BillingPeriodStart,
+    {utc("date_trunc('month', usage_date) + INTERVAL 1 MONTH")} AS BillingPeriodEnd,
     charge_category AS ChargeCategory,
     CAST(NULL AS VARCHAR) AS ChargeClass,
     charge_description AS ChargeDescription,

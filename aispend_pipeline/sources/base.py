@@ -36,6 +36,7 @@ class Source:
     normalise_sql: str
     resource_key: str
     data_lag: str = "daily"
+    money_column: str = "amount_usd"  # the raw table's USD amount, reconciled against the payload
 
 
 class SourceResource(dg.ConfigurableResource):

@@ -46,6 +46,7 @@ class DuckDBWarehouse:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         try:
+            connection.execute("SET TimeZone = 'UTC'")  # days are UTC days, whatever the machine's zone
             yield connection
         finally:
             connection.close()

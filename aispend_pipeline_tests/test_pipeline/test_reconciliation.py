@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+
+import duckdb
 
 from aispend_pipeline.core.days import days_between
 
@@ -102,3 +104,24 @@ def test_manual_invoices_sum_exactly_per_month(pipeline):
         ("jetbrains", "2026-09", Decimal("910.52"), 30, "monthly", "invoice", "data-platform"),
         ("jetbrains", "2026-10", Decimal("942.65"), 31, "monthly", "invoice", "data-platform"),
     ]
+
+
+def test_focus_periods_are_utc_midnights_on_a_machine_in_another_zone(pipeline, monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        ok, reason = pipeline.run(date(2026, 10, 1), date(2026, 10, 1))
+        assert ok, reason
+        # An analyst's own session, in the machine's zone, sees the same instants.
+        with duckdb.connect(str(pipeline.db.path), read_only=True) as analyst:
+            assert analyst.execute("SELECT current_setting('TimeZone')").fetchone() == ("America/New_York",)
+            rows = analyst.execute(
+                "SELECT DISTINCT epoch(ChargePeriodStart), epoch(ChargePeriodEnd) FROM focus_cost_and_usage"
+            ).fetchall()
+        midnight = datetime(2026, 10, 1, tzinfo=UTC).timestamp()
+        assert rows == [(midnight, midnight + 86400)]
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -68,6 +68,7 @@ SOURCE = Source(
     normalise_sql=NORMALISE_SQL,
     resource_key="manual_invoices",
     data_lag="monthly",
+    money_column="cost_usd",
 )
 
 
