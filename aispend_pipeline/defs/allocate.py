@@ -10,7 +10,8 @@ from aispend_pipeline.allocation.org_mapping import allocation_sql
 from aispend_pipeline.defs.ingest import OWNERS
 from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
 from aispend_pipeline.defs.partitions import daily_partitions, partition_dates, single_run_backfill
-from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, LINE_ITEMS, UNALLOCATED_TEAM
+from aispend_pipeline.reconciliation import unbalanced_allocations
+from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, UNALLOCATED_TEAM
 
 KEY = dg.AssetKey(["cost_line_items"])
 LINES_CHECK = "matches_line_items"
@@ -65,17 +66,7 @@ def cost_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
         )[0][0]
     )
     share = (unallocated / total) if total else Decimal(0)
-    unbalanced = warehouse.rows(
-        f"""
-        SELECT count(*) FROM (
-            SELECT l.line_id FROM {LINE_ITEMS.qualified_name} l
-            LEFT JOIN {COST_LINE_ITEMS.qualified_name} c USING (line_id)
-            WHERE l.usage_date >= $start AND l.usage_date < $end
-            GROUP BY l.line_id, l.cost_usd
-            HAVING coalesce(sum(c.cost_usd), -1) <> l.cost_usd
-        )""",
-        params,
-    )[0][0]
+    unbalanced = unbalanced_allocations(warehouse, start, end)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
@@ -88,7 +79,9 @@ def cost_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
         },
         check_results=[
             dg.AssetCheckResult(
-                check_name=LINES_CHECK, passed=unbalanced == 0, metadata={"unbalanced_lines": unbalanced}
+                check_name=LINES_CHECK,
+                passed=not unbalanced,
+                metadata={"unbalanced_lines": len(unbalanced), "first": str(unbalanced[:3])},
             ),
             dg.AssetCheckResult(
                 check_name=UNALLOCATED_CHECK,

@@ -9,6 +9,7 @@ from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
 from aispend_pipeline.defs.partitions import daily_partitions, partition_dates, single_run_backfill
 from aispend_pipeline.marts.focus import FOCUS_VIEW, focus_view_sql, utc
 from aispend_pipeline.marts.team_daily_spend import TEAM_DAILY_SPEND_SQL
+from aispend_pipeline.reconciliation import rollup_mismatches
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, TEAM_DAILY_SPEND
 
 ROLLUP_KEY = dg.AssetKey(["team_daily_spend"])
@@ -45,27 +46,18 @@ def team_daily_spend(context: AssetExecutionContext) -> dg.MaterializeResult:
     warehouse.replace_range_from_sql(TEAM_DAILY_SPEND, TEAM_DAILY_SPEND_SQL, start, end)
     rows, total = stored_summary(warehouse, TEAM_DAILY_SPEND, start, end)
     _, lines_total = stored_summary(warehouse, COST_LINE_ITEMS, start, end)
-    mismatched_days = warehouse.rows(
-        f"""
-        SELECT coalesce(a.usage_date, b.usage_date) FROM
-            (SELECT usage_date, sum(cost_usd) t FROM {COST_LINE_ITEMS.qualified_name}
-             WHERE usage_date >= $start AND usage_date < $end GROUP BY 1) a
-        FULL JOIN
-            (SELECT usage_date, sum(cost_usd) t FROM {TEAM_DAILY_SPEND.qualified_name}
-             WHERE usage_date >= $start AND usage_date < $end GROUP BY 1) b USING (usage_date)
-        WHERE a.t IS DISTINCT FROM b.t""",
-        {"start": start, "end": end},
-    )
+    mismatches = rollup_mismatches(warehouse, start, end)
     return dg.MaterializeResult(
         metadata={"dagster/row_count": rows, "total_usd": usd(total), **range_metadata(start, end)},
         check_results=[
             dg.AssetCheckResult(
                 check_name=RECONCILE_CHECK,
-                passed=not mismatched_days and total == lines_total,
+                passed=not mismatches and total == lines_total,
                 metadata={
                     "rollup_total_usd": usd(total),
                     "cost_line_items_total_usd": usd(lines_total),
-                    "mismatched_days": len(mismatched_days),
+                    "mismatched_rows": len(mismatches),
+                    "first": str(mismatches[:3]),
                 },
             )
         ],

@@ -14,6 +14,7 @@ from dagster import AssetExecutionContext
 from aispend_pipeline.defs.ingest import OWNERS, RAW_ASSETS, raw_asset_key
 from aispend_pipeline.defs.metadata import range_metadata, stored_summary, totals_by_provider_markdown, usd
 from aispend_pipeline.defs.partitions import daily_partitions, partition_dates, single_run_backfill
+from aispend_pipeline.reconciliation import raw_vs_line_items
 from aispend_pipeline.schemas.line_items import LINE_ITEMS
 from aispend_pipeline.schemas.validation import validate
 from aispend_pipeline.sources import SOURCES, Source
@@ -27,24 +28,6 @@ def normalised_frame(warehouse: DuckDBWarehouse, source: Source, start: date, en
     params = {"start": start, "end": end}
     present = set(warehouse.columns_of(source.normalise_sql, params))
     return warehouse.frame(LINE_ITEMS.exact_select(source.normalise_sql, present), params)
-
-
-def raw_vs_normalised_mismatches(warehouse: DuckDBWarehouse, start: date, end: date) -> list[tuple]:
-    """(provider, day, raw total, line-item total) wherever the two differ."""
-    raw_totals = " UNION ALL ".join(
-        f"SELECT provider, usage_date, sum(cost_usd) AS total FROM ({s.normalise_sql}) GROUP BY ALL" for s in SOURCES
-    )
-    return warehouse.rows(
-        f"""
-        WITH raw AS ({raw_totals}),
-        stored AS (SELECT provider, usage_date, sum(cost_usd) AS total FROM {LINE_ITEMS.qualified_name}
-                   WHERE usage_date >= $start AND usage_date < $end GROUP BY ALL)
-        SELECT coalesce(r.provider, s.provider), coalesce(r.usage_date, s.usage_date), r.total, s.total
-        FROM raw r FULL JOIN stored s ON r.provider = s.provider AND r.usage_date = s.usage_date
-        WHERE r.total IS DISTINCT FROM s.total ORDER BY 1, 2
-        """,
-        {"start": start, "end": end},
-    )
 
 
 @dg.asset(
@@ -76,7 +59,7 @@ def line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
     combined = validate(LINE_ITEMS, pd.concat(frames, ignore_index=True), "line_items")
     warehouse.replace_range(LINE_ITEMS, combined, start, end)
     rows, total = stored_summary(warehouse, LINE_ITEMS, start, end)
-    mismatches = raw_vs_normalised_mismatches(warehouse, start, end)
+    mismatches = raw_vs_line_items(warehouse, start, end)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,

@@ -1,0 +1,81 @@
+"""Reconciliation between layers, to the last decimal: the queries behind the blocking asset checks.
+
+Each function returns the keys where two layers disagree (empty = reconciled), comparing exact
+DECIMAL sums per key with a full outer join, so a key missing on either side counts too.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, LINE_ITEMS, TEAM_DAILY_SPEND
+from aispend_pipeline.sources import SOURCES, Source
+from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
+
+IN_RANGE = "usage_date >= $start AND usage_date < $end"
+
+
+def differences(
+    warehouse: DuckDBWarehouse, expected_sql: str, actual_sql: str, keys: tuple[str, ...], start: date, end: date
+) -> list[tuple]:
+    """(*key, expected total, actual total) for every key whose `total` differs between two queries."""
+    on = " AND ".join(f"e.{k} IS NOT DISTINCT FROM a.{k}" for k in keys)
+    key_columns = ", ".join(f"coalesce(e.{k}, a.{k}) AS {k}" for k in keys)
+    return warehouse.rows(
+        f"""
+        WITH e AS ({expected_sql}), a AS ({actual_sql})
+        SELECT {key_columns}, e.total, a.total
+        FROM e FULL JOIN a ON {on}
+        WHERE e.total IS DISTINCT FROM a.total
+        ORDER BY ALL
+        """,
+        {"start": start, "end": end},
+    )
+
+
+def _sum_by(table: str, keys: tuple[str, ...], money: str = "cost_usd") -> str:
+    columns = ", ".join(keys)
+    return f"SELECT {columns}, sum({money}) AS total FROM {table} WHERE {IN_RANGE} GROUP BY {columns}"
+
+
+def raw_total_sql(source: Source) -> str:
+    """Per provider and day, a raw table's own USD total (independent of the normalise SQL)."""
+    table = source.raw_table
+    provider = "provider" if "provider" in table.column_names else f"'{source.name}'"
+    return (
+        f"SELECT {provider} AS provider, usage_date, sum({source.money_column}) AS total "
+        f"FROM {table.qualified_name} WHERE {IN_RANGE} GROUP BY ALL"
+    )
+
+
+def raw_vs_line_items(warehouse: DuckDBWarehouse, start: date, end: date) -> list[tuple]:
+    """Provider-days whose line items do not total exactly what the raw tables hold."""
+    raw = " UNION ALL ".join(raw_total_sql(s) for s in SOURCES)
+    keys = ("provider", "usage_date")
+    return differences(warehouse, raw, _sum_by(LINE_ITEMS.qualified_name, keys), keys, start, end)
+
+
+def unbalanced_allocations(warehouse: DuckDBWarehouse, start: date, end: date) -> list[tuple]:
+    """Line items whose attributed lines do not sum exactly to the line (lost, doubled or mis-split)."""
+    keys = ("line_id",)
+    return differences(
+        warehouse,
+        _sum_by(LINE_ITEMS.qualified_name, keys),
+        _sum_by(COST_LINE_ITEMS.qualified_name, keys),
+        keys,
+        start,
+        end,
+    )
+
+
+def rollup_mismatches(warehouse: DuckDBWarehouse, start: date, end: date) -> list[tuple]:
+    """(day, team, provider) rows of team_daily_spend that differ from cost_line_items."""
+    keys = ("usage_date", "team", "provider")
+    return differences(
+        warehouse,
+        _sum_by(COST_LINE_ITEMS.qualified_name, keys),
+        _sum_by(TEAM_DAILY_SPEND.qualified_name, keys),
+        keys,
+        start,
+        end,
+    )
