@@ -55,27 +55,19 @@ def raw_vs_line_items(warehouse: DuckDBWarehouse, start: date, end: date) -> lis
     return differences(warehouse, raw, _sum_by(LINE_ITEMS.qualified_name, keys), keys, start, end)
 
 
+def _compare(
+    warehouse: DuckDBWarehouse, expected: str, actual: str, keys: tuple[str, ...], start: date, end: date
+) -> list[tuple]:
+    """Differences between two tables' totals per key."""
+    return differences(warehouse, _sum_by(expected, keys), _sum_by(actual, keys), keys, start, end)
+
+
 def unbalanced_allocations(warehouse: DuckDBWarehouse, start: date, end: date) -> list[tuple]:
     """Line items whose attributed lines do not sum exactly to the line (lost, doubled or mis-split)."""
-    keys = ("line_id",)
-    return differences(
-        warehouse,
-        _sum_by(LINE_ITEMS.qualified_name, keys),
-        _sum_by(COST_LINE_ITEMS.qualified_name, keys),
-        keys,
-        start,
-        end,
-    )
+    return _compare(warehouse, LINE_ITEMS.qualified_name, COST_LINE_ITEMS.qualified_name, ("line_id",), start, end)
 
 
 def rollup_mismatches(warehouse: DuckDBWarehouse, start: date, end: date) -> list[tuple]:
     """(day, team, provider) rows of team_daily_spend that differ from cost_line_items."""
     keys = ("usage_date", "team", "provider")
-    return differences(
-        warehouse,
-        _sum_by(COST_LINE_ITEMS.qualified_name, keys),
-        _sum_by(TEAM_DAILY_SPEND.qualified_name, keys),
-        keys,
-        start,
-        end,
-    )
+    return _compare(warehouse, COST_LINE_ITEMS.qualified_name, TEAM_DAILY_SPEND.qualified_name, keys, start, end)

@@ -84,3 +84,20 @@ def test_dagster_cli_materialises_a_partition_range_as_one_run(tmp_path, sims):
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stderr.count("RUN_START") == 1
     assert sims.openai.request_count() == 1 and sims.anthropic.request_count() == 1
+
+
+def test_workspace_yaml_loads_the_code_location(tmp_path):
+    """What `dagster dev` loads from the repo root: workspace.yaml -> aispend_pipeline.definitions."""
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
+        env=env,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    assert "aispend_pipeline" in completed.stdout + completed.stderr

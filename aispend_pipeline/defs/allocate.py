@@ -7,9 +7,9 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from aispend_pipeline.allocation.org_mapping import allocation_sql
-from aispend_pipeline.defs.ingest import OWNERS
+from aispend_pipeline.defs.asset_defaults import DAILY_ASSET
 from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
-from aispend_pipeline.defs.partitions import daily_partitions, partition_dates, single_run_backfill
+from aispend_pipeline.defs.partitions import partition_dates
 from aispend_pipeline.reconciliation import unbalanced_allocations
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, UNALLOCATED_TEAM
 
@@ -23,11 +23,9 @@ UNALLOCATED_WARN_SHARE = Decimal("0.05")
     key=KEY,
     description=COST_LINE_ITEMS.description,
     group_name="allocate",
-    partitions_def=daily_partitions,
-    backfill_policy=single_run_backfill,
     deps=[dg.AssetKey(["staging", "line_items"])],
     kinds={"sql", "duckdb"},
-    owners=OWNERS,
+    **DAILY_ASSET,
     tags={"layer": "marts"},
     code_version="1",
     required_resource_keys={"warehouse", "seeds"},

@@ -11,13 +11,13 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from aispend_pipeline.core.money import parse_money
+from aispend_pipeline.defs.asset_defaults import DAILY_ASSET
 from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
-from aispend_pipeline.defs.partitions import daily_partitions, partition_dates, single_run_backfill
+from aispend_pipeline.defs.partitions import partition_dates
 from aispend_pipeline.schemas.validation import validate
 from aispend_pipeline.sources import SOURCES, Source
 from aispend_pipeline.sources.base import SourceResource
 
-OWNERS = ["team:finops"]
 TOTAL_CHECK = "stored_total_matches_source"
 
 
@@ -33,10 +33,8 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
         key=key,
         description=f"{source.title}: {source.raw_table.description}",
         group_name="ingest",
-        partitions_def=daily_partitions,
-        backfill_policy=single_run_backfill,
         kinds=set(source.kinds),
-        owners=OWNERS,
+        **DAILY_ASSET,
         tags={"layer": "raw", "provider": source.name, "data_lag": source.data_lag},
         required_resource_keys={source.resource_key, "warehouse"},
         check_specs=[

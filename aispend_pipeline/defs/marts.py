@@ -4,9 +4,9 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from aispend_pipeline.defs.allocate import KEY as COST_LINE_ITEMS_KEY
-from aispend_pipeline.defs.ingest import OWNERS
+from aispend_pipeline.defs.asset_defaults import DAILY_ASSET
 from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
-from aispend_pipeline.defs.partitions import daily_partitions, partition_dates, single_run_backfill
+from aispend_pipeline.defs.partitions import partition_dates
 from aispend_pipeline.marts.focus import FOCUS_VIEW, focus_view_sql, utc
 from aispend_pipeline.marts.team_daily_spend import TEAM_DAILY_SPEND_SQL
 from aispend_pipeline.reconciliation import rollup_mismatches
@@ -16,10 +16,8 @@ ROLLUP_KEY = dg.AssetKey(["team_daily_spend"])
 RECONCILE_CHECK = "reconciles_with_cost_line_items"
 COMMON = dict(
     group_name="marts",
-    partitions_def=daily_partitions,
-    backfill_policy=single_run_backfill,
     deps=[COST_LINE_ITEMS_KEY],
-    owners=OWNERS,
+    **DAILY_ASSET,
     tags={"layer": "marts"},
     code_version="1",
     required_resource_keys={"warehouse"},

@@ -11,9 +11,10 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
-from aispend_pipeline.defs.ingest import OWNERS, RAW_ASSETS, raw_asset_key
+from aispend_pipeline.defs.asset_defaults import DAILY_ASSET
+from aispend_pipeline.defs.ingest import RAW_ASSETS, raw_asset_key
 from aispend_pipeline.defs.metadata import range_metadata, stored_summary, totals_by_provider_markdown, usd
-from aispend_pipeline.defs.partitions import daily_partitions, partition_dates, single_run_backfill
+from aispend_pipeline.defs.partitions import partition_dates
 from aispend_pipeline.reconciliation import raw_vs_line_items
 from aispend_pipeline.schemas.line_items import LINE_ITEMS
 from aispend_pipeline.schemas.validation import validate
@@ -34,11 +35,9 @@ def normalised_frame(warehouse: DuckDBWarehouse, source: Source, start: date, en
     key=dg.AssetKey(["staging", "line_items"]),
     description=LINE_ITEMS.description,
     group_name="normalise",
-    partitions_def=daily_partitions,
-    backfill_policy=single_run_backfill,
     deps=[raw_asset_key(s) for s in SOURCES],
     kinds={"pandas", "duckdb"},
-    owners=OWNERS,
+    **DAILY_ASSET,
     tags={"layer": "staging"},
     code_version="1",
     required_resource_keys={"warehouse"},
