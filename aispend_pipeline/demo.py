@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from aispend_pipeline.core.money import round_to_cent
-from aispend_pipeline.defs.resources import DEFAULT_DUCKDB_PATH, DEFAULT_SEEDS_DIR
+from aispend_pipeline.settings import DEFAULT_DUCKDB_PATH, DEFAULT_SEEDS_DIR
 from aispend_pipeline.simulators import start_simulators
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import date
 
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, LINE_ITEMS, TEAM_DAILY_SPEND
-from aispend_pipeline.sources import SOURCES, Source
+from aispend_pipeline.sources.base import Source
+from aispend_pipeline.sources.registry import SOURCES
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
 IN_RANGE = "usage_date >= $start AND usage_date < $end"

@@ -15,8 +15,8 @@ from aispend_pipeline.defs.asset_defaults import DAILY_ASSET
 from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
 from aispend_pipeline.defs.partitions import partition_dates
 from aispend_pipeline.schemas.validation import validate
-from aispend_pipeline.sources import SOURCES, Source
-from aispend_pipeline.sources.base import SourceResource
+from aispend_pipeline.sources.base import Source, SourceResource
+from aispend_pipeline.sources.registry import SOURCES
 
 TOTAL_CHECK = "stored_total_matches_source"
 

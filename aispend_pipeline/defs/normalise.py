@@ -18,7 +18,8 @@ from aispend_pipeline.defs.partitions import partition_dates
 from aispend_pipeline.reconciliation import raw_vs_line_items
 from aispend_pipeline.schemas.line_items import LINE_ITEMS
 from aispend_pipeline.schemas.validation import validate
-from aispend_pipeline.sources import SOURCES, Source
+from aispend_pipeline.sources.base import Source
+from aispend_pipeline.sources.registry import SOURCES
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
 RAW_CHECK = "matches_raw_totals"

@@ -12,15 +12,9 @@ import dagster as dg
 
 from aispend_pipeline.allocation.org_mapping import ORG_MAPPING, rules_frame
 from aispend_pipeline.seed_files import read_org_mapping
-from aispend_pipeline.sources.anthropic import AnthropicResource
-from aispend_pipeline.sources.anthropic.client import DEFAULT_BASE_URL as ANTHROPIC_BASE_URL
-from aispend_pipeline.sources.manual_invoices import ManualInvoicesResource
-from aispend_pipeline.sources.openai import OpenAIResource
-from aispend_pipeline.sources.openai.client import DEFAULT_BASE_URL as OPENAI_BASE_URL
+from aispend_pipeline.settings import DEFAULT_DUCKDB_PATH, DEFAULT_SEEDS_DIR, env_or
+from aispend_pipeline.sources.registry import SOURCES
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
-
-DEFAULT_DUCKDB_PATH = "data/aispend.duckdb"
-DEFAULT_SEEDS_DIR = "seeds"
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -44,21 +38,10 @@ class SeedsResource(dg.ConfigurableResource):
         return len(rules)
 
 
-def env_or(name: str, default: str | None = None) -> dg.EnvVar | str | None:
-    """`EnvVar(name)` when the variable is set, else the default (None: the source stays disabled)."""
-    return dg.EnvVar(name) if dg.EnvVar(name).get_value() else default
-
-
 def build_resources() -> dict[str, dg.ConfigurableResource]:
-    seeds_dir = env_or("AISPEND_SEEDS_DIR", DEFAULT_SEEDS_DIR)
+    """The warehouse, the seeds directory and one resource per registered source."""
     return {
         "warehouse": WarehouseResource(duckdb_path=env_or("AISPEND_DUCKDB_PATH", DEFAULT_DUCKDB_PATH)),
-        "seeds": SeedsResource(seeds_dir=seeds_dir),
-        "openai": OpenAIResource(
-            admin_key=env_or("OPENAI_ADMIN_KEY"), base_url=env_or("OPENAI_BASE_URL", OPENAI_BASE_URL)
-        ),
-        "anthropic": AnthropicResource(
-            admin_key=env_or("ANTHROPIC_ADMIN_KEY"), base_url=env_or("ANTHROPIC_BASE_URL", ANTHROPIC_BASE_URL)
-        ),
-        "manual_invoices": ManualInvoicesResource(seeds_dir=seeds_dir),
+        "seeds": SeedsResource(seeds_dir=env_or("AISPEND_SEEDS_DIR", DEFAULT_SEEDS_DIR)),
+        **{source.resource_key: source.build_resource() for source in SOURCES},
     }

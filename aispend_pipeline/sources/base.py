@@ -7,6 +7,7 @@ line in `sources/__init__.py`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -35,6 +36,7 @@ class Source:
     raw_table: Table
     normalise_sql: str
     resource_key: str
+    build_resource: Callable[[], SourceResource]  # reads its settings with EnvVar
     data_lag: str = "daily"
     money_column: str = "amount_usd"  # the raw table's USD amount, reconciled against the payload
 

@@ -199,3 +199,16 @@ def test_malformed_envelopes_are_payload_errors(
         local_client.daily_costs(DAY, DAY + timedelta(days=1))
 
     assert "/organization/costs" in str(caught.value)
+
+
+def test_clients_are_plain_modules_without_dagster_or_dataframes() -> None:
+    """Connectors stay reusable outside the pipeline: importing them loads no Dagster, pandas or DuckDB."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, aispend_pipeline.sources.openai.client, aispend_pipeline.sources.anthropic.client\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'pandas', 'duckdb', 'pandera'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
+from aispend_pipeline.settings import env_or
 from aispend_pipeline.sources.anthropic.client import DEFAULT_BASE_URL, AnthropicCostsClient
 from aispend_pipeline.sources.base import AdminKeySourceResource, Source
 
@@ -60,15 +61,6 @@ FROM raw.anthropic_costs
 WHERE usage_date >= $start AND usage_date < $end
 """
 
-SOURCE = Source(
-    name="anthropic",
-    title="Anthropic organisation costs",
-    kinds=frozenset({"anthropic", "duckdb"}),
-    raw_table=RAW_TABLE,
-    normalise_sql=NORMALISE_SQL,
-    resource_key="anthropic",
-)
-
 
 class AnthropicResource(AdminKeySourceResource):
     """Anthropic Admin API (`ANTHROPIC_ADMIN_KEY`, endpoint `ANTHROPIC_BASE_URL`)."""
@@ -78,3 +70,16 @@ class AnthropicResource(AdminKeySourceResource):
     raw_table = RAW_TABLE
     key_columns = KEY_COLUMNS
     base_url: str = DEFAULT_BASE_URL
+
+
+SOURCE = Source(
+    name="anthropic",
+    title="Anthropic organisation costs",
+    kinds=frozenset({"anthropic", "duckdb"}),
+    raw_table=RAW_TABLE,
+    normalise_sql=NORMALISE_SQL,
+    resource_key="anthropic",
+    build_resource=lambda: AnthropicResource(
+        admin_key=env_or("ANTHROPIC_ADMIN_KEY"), base_url=env_or("ANTHROPIC_BASE_URL", DEFAULT_BASE_URL)
+    ),
+)

@@ -14,6 +14,7 @@ from aispend_pipeline.core.days import days_between
 from aispend_pipeline.core.money import spread_over_days
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
 from aispend_pipeline.seed_files import ManualInvoice, read_manual_invoices
+from aispend_pipeline.settings import DEFAULT_SEEDS_DIR, env_or
 from aispend_pipeline.sources.base import RawPull, Source, SourceResource, raw_frame
 
 KEY_COLUMNS = ("usage_date", "provider", "invoice_month", "service", "team", "charge_category")
@@ -60,22 +61,11 @@ FROM raw.manual_invoice_days
 WHERE usage_date >= $start AND usage_date < $end
 """
 
-SOURCE = Source(
-    name="manual_invoices",
-    title="Manual invoices",
-    kinds=frozenset({"csv", "duckdb"}),
-    raw_table=RAW_TABLE,
-    normalise_sql=NORMALISE_SQL,
-    resource_key="manual_invoices",
-    data_lag="monthly",
-    money_column="cost_usd",
-)
-
 
 class ManualInvoicesResource(SourceResource):
     """`manual_invoices.csv` (and `fx_rates.csv`) in the seeds directory (`AISPEND_SEEDS_DIR`)."""
 
-    seeds_dir: str = "seeds"
+    seeds_dir: str = DEFAULT_SEEDS_DIR
 
     def pull(self, start: date, end: date) -> RawPull:
         invoices = read_manual_invoices(Path(self.seeds_dir))
@@ -106,3 +96,16 @@ def invoice_days(invoice: ManualInvoice) -> list[dict[str, object]]:
         }
         for day, share in zip(days, spread_over_days(invoice.amount_usd, days), strict=True)
     ]
+
+
+SOURCE = Source(
+    name="manual_invoices",
+    title="Manual invoices",
+    kinds=frozenset({"csv", "duckdb"}),
+    raw_table=RAW_TABLE,
+    normalise_sql=NORMALISE_SQL,
+    resource_key="manual_invoices",
+    build_resource=lambda: ManualInvoicesResource(seeds_dir=env_or("AISPEND_SEEDS_DIR", DEFAULT_SEEDS_DIR)),
+    data_lag="monthly",
+    money_column="cost_usd",
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
+from aispend_pipeline.settings import env_or
 from aispend_pipeline.sources.base import AdminKeySourceResource, Source
 from aispend_pipeline.sources.openai.client import DEFAULT_BASE_URL, OpenAICostsClient
 
@@ -49,15 +50,6 @@ FROM raw.openai_costs
 WHERE usage_date >= $start AND usage_date < $end
 """
 
-SOURCE = Source(
-    name="openai",
-    title="OpenAI organisation costs",
-    kinds=frozenset({"openai", "duckdb"}),
-    raw_table=RAW_TABLE,
-    normalise_sql=NORMALISE_SQL,
-    resource_key="openai",
-)
-
 
 class OpenAIResource(AdminKeySourceResource):
     """OpenAI Admin API (`OPENAI_ADMIN_KEY`, endpoint `OPENAI_BASE_URL`)."""
@@ -67,3 +59,16 @@ class OpenAIResource(AdminKeySourceResource):
     raw_table = RAW_TABLE
     key_columns = KEY_COLUMNS
     base_url: str = DEFAULT_BASE_URL
+
+
+SOURCE = Source(
+    name="openai",
+    title="OpenAI organisation costs",
+    kinds=frozenset({"openai", "duckdb"}),
+    raw_table=RAW_TABLE,
+    normalise_sql=NORMALISE_SQL,
+    resource_key="openai",
+    build_resource=lambda: OpenAIResource(
+        admin_key=env_or("OPENAI_ADMIN_KEY"), base_url=env_or("OPENAI_BASE_URL", DEFAULT_BASE_URL)
+    ),
+)
