@@ -9,20 +9,20 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aispend_pipeline.defs.partitions import PARTITIONS_START
+from aispend_pipeline.errors import AispendError
 
 if TYPE_CHECKING:
     import dagster as dg
 
 JOB_NAME = "aispend_daily"
-OUR_ERRORS = (
-    "SourceError",
-    "SourceAuthError",
-    "SourcePayloadError",
-    "SourceUnavailableError",
-    "SeedError",
-    "ValidationError",
-    "AispendError",
-)
+
+
+def _error_names(cls: type[Exception]) -> set[str]:
+    """Class names of the pipeline's own errors, whose messages are written for users."""
+    return {cls.__name__}.union(*(_error_names(sub) for sub in cls.__subclasses__()))
+
+
+OUR_ERRORS = _error_names(AispendError)
 
 
 def today_utc() -> date:

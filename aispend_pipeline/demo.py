@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from aispend_pipeline.core.money import round_to_cent
+from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, TEAM_DAILY_SPEND
 from aispend_pipeline.settings import DEFAULT_DUCKDB_PATH, DEFAULT_SEEDS_DIR
 from aispend_pipeline.simulators import start_simulators
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
@@ -54,16 +55,17 @@ def _usd(amount: Decimal) -> str:
 
 def summary(warehouse: DuckDBWarehouse, first: date, last: date, requests: dict[str, int], seconds: float) -> str:
     params = {"start": first, "end": last + timedelta(days=1)}
+    spend, lines_table = TEAM_DAILY_SPEND.qualified_name, COST_LINE_ITEMS.qualified_name
     where = "WHERE usage_date >= $start AND usage_date < $end"
     providers = warehouse.rows(
-        f"SELECT provider, sum(cost_usd) FROM main.team_daily_spend {where} GROUP BY 1 ORDER BY 2 DESC", params
+        f"SELECT provider, sum(cost_usd) FROM {spend} {where} GROUP BY 1 ORDER BY 2 DESC", params
     )
     teams = warehouse.rows(
-        f"SELECT team, sum(cost_usd) FROM main.team_daily_spend {where} GROUP BY 1 ORDER BY 2 DESC LIMIT 6", params
+        f"SELECT team, sum(cost_usd) FROM {spend} {where} GROUP BY 1 ORDER BY 2 DESC LIMIT 6", params
     )
+    monthly = f"SELECT DISTINCT provider FROM {lines_table} WHERE data_lag = 'monthly'"
     peak = warehouse.rows(
-        f"SELECT usage_date, team, provider, cost_usd FROM main.team_daily_spend {where} AND provider NOT IN "
-        "(SELECT DISTINCT provider FROM main.cost_line_items WHERE data_lag = 'monthly') "
+        f"SELECT usage_date, team, provider, cost_usd FROM {spend} {where} AND provider NOT IN ({monthly}) "
         "ORDER BY cost_usd DESC LIMIT 1",
         params,
     )

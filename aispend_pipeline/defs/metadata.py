@@ -13,9 +13,9 @@ from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
 
 def usd(amount: Decimal | None) -> dg.MetadataValue:
-    """An exact amount as text (trailing zeros of the DECIMAL scale dropped)."""
-    amount = amount or Decimal(0)
-    return dg.MetadataValue.text(money_text(amount.normalize() if amount else Decimal(0)))
+    """An exact amount as text, without the trailing zeros of the DECIMAL scale."""
+    text = money_text(amount or Decimal(0))
+    return dg.MetadataValue.text(text.rstrip("0").rstrip(".") if "." in text else text)
 
 
 def range_metadata(start: date, end: date) -> dict[str, dg.MetadataValue]:

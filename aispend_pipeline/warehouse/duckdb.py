@@ -57,71 +57,29 @@ class DuckDBWarehouse:
             for table in tables:
                 _ensure(con, table)
 
-    def replace_range(
-        self,
-        table: Table,
-        frame: pd.DataFrame,
-        start: date,
-        end: date,
-        where: str = "TRUE",
-        params: dict[str, Any] | None = None,
-    ) -> int:
-        """Replace the rows of days [start, end) matching `where` by `frame`, atomically."""
-        with self.connect() as con:
-            _ensure(con, table)
-            con.begin()
-            try:
-                con.execute(
-                    f"DELETE FROM {table.qualified_name} WHERE {table.date_column} >= $start "
-                    f"AND {table.date_column} < $end AND ({where})",
-                    {"start": start, "end": end, **(params or {})},
-                )
-                if len(frame):
-                    con.register("incoming_frame", table.conform(frame))
-                    con.execute(table.insert_sql("incoming_frame"))
-                    con.unregister("incoming_frame")
-                con.commit()
-            except Exception:
-                con.rollback()
-                raise
+    def replace_range(self, table: Table, frame: pd.DataFrame, start: date, end: date) -> int:
+        """Replace the rows of days [start, end) by `frame`, atomically."""
+        with self.connect() as con, _transaction(con, table):
+            _delete_range(con, table, start, end)
+            _insert_frame(con, table, frame)
         return len(frame)
 
     def replace_range_from_sql(self, table: Table, select_sql: str, start: date, end: date) -> int:
         """Replace days [start, end) of `table` by a SELECT (run inside the file, set-based)."""
-        with self.connect() as con:
-            _ensure(con, table)
-            con.begin()
-            try:
-                params = {"start": start, "end": end}
-                con.execute(
-                    f"DELETE FROM {table.qualified_name} WHERE {table.date_column} >= $start "
-                    f"AND {table.date_column} < $end",
-                    params,
-                )
-                names = ", ".join(table.column_names)
-                con.execute(f"INSERT INTO {table.qualified_name} ({names}) SELECT {names} FROM ({select_sql})", params)
-                inserted = con.execute(
-                    f"SELECT count(*) FROM {table.qualified_name} WHERE {table.date_column} >= $start "
-                    f"AND {table.date_column} < $end",
-                    params,
-                ).fetchone()
-                con.commit()
-            except Exception:
-                con.rollback()
-                raise
+        names = ", ".join(table.column_names)
+        with self.connect() as con, _transaction(con, table):
+            _delete_range(con, table, start, end)
+            inserted = con.execute(
+                f"INSERT INTO {table.qualified_name} ({names}) SELECT {names} FROM ({select_sql})",
+                {"start": start, "end": end},
+            ).fetchone()
         return int(inserted[0]) if inserted else 0
 
     def replace_table(self, table: Table, frame: pd.DataFrame) -> None:
-        """Replace a whole (small, unpartitioned) table, e.g. a seed snapshot."""
-        with self.connect() as con:
-            _ensure(con, table)
-            con.begin()
+        """Replace a whole (small, unpartitioned) table, e.g. a seed snapshot, atomically."""
+        with self.connect() as con, _transaction(con, table):
             con.execute(f"DELETE FROM {table.qualified_name}")
-            if len(frame):
-                con.register("incoming_frame", table.conform(frame))
-                con.execute(table.insert_sql("incoming_frame"))
-                con.unregister("incoming_frame")
-            con.commit()
+            _insert_frame(con, table, frame)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         with self.connect() as con:
@@ -141,6 +99,33 @@ class DuckDBWarehouse:
         """Query into pandas; cast decimals to VARCHAR in `sql` (or use `Table.exact_select`)."""
         with self.connect() as con:
             return con.execute(sql, params or {}).df()
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection, table: Table) -> Iterator[None]:
+    """Make sure `table` exists, then run the block in one transaction: all of it lands, or none."""
+    _ensure(con, table)
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+def _delete_range(con: duckdb.DuckDBPyConnection, table: Table, start: date, end: date) -> None:
+    con.execute(
+        f"DELETE FROM {table.qualified_name} WHERE {table.date_column} >= $start AND {table.date_column} < $end",
+        {"start": start, "end": end},
+    )
+
+
+def _insert_frame(con: duckdb.DuckDBPyConnection, table: Table, frame: pd.DataFrame) -> None:
+    if len(frame):
+        con.register("incoming_frame", table.conform(frame))
+        con.execute(table.insert_sql("incoming_frame"))
+        con.unregister("incoming_frame")
 
 
 def _ensure(con: duckdb.DuckDBPyConnection, table: Table) -> None:
