@@ -1,7 +1,7 @@
 """`aispend demo`: the real clients and the whole pipeline against bundled local simulators.
 
-No credentials and no network: simulators of the OpenAI and Anthropic billing APIs serve a
-synthetic organisation on 127.0.0.1, and the example seeds attribute its spend to teams.
+No credentials and no network: the simulator of every registered API source serves a synthetic
+organisation on 127.0.0.1, and the example seeds attribute its spend to teams.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ def run_demo(days: int) -> int:
     started = time.monotonic()
     with start_simulators(spike_day=last - timedelta(days=4)) as sims:
         os.environ.update({**NO_METADATA_PROBES, **sims.env})
-        print(f"aispend demo: simulators on {sims.openai.url} (OpenAI) and {sims.anthropic.url} (Anthropic)")
+        print(f"aispend demo: simulators of {', '.join(sims.simulators)} on 127.0.0.1")
         ok, reason = materialize(first, last, log_level="WARNING")
-        requests = {"openai": sims.openai.request_count(), "anthropic": sims.anthropic.request_count()}
+        requests = sims.request_counts()
     if not ok:
         print(f"aispend demo: the pipeline failed: {reason}", file=sys.stderr)
         return 1

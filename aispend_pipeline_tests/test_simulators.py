@@ -13,10 +13,10 @@ import requests
 
 from aispend_pipeline.core.days import utc_midnight
 from aispend_pipeline.simulators import RunningSimulators, SyntheticOrg, start_simulators
-from aispend_pipeline.simulators.anthropic import PATH as ANTHROPIC_PATH
-from aispend_pipeline.simulators.openai import PATH as OPENAI_PATH
 from aispend_pipeline.simulators.paging import utc_today
 from aispend_pipeline.simulators.server import to_json
+from aispend_pipeline.sources.anthropic.simulator import PATH as ANTHROPIC_PATH
+from aispend_pipeline.sources.openai.simulator import PATH as OPENAI_PATH
 
 TODAY = utc_today()
 EIGHT_WEEKS = [TODAY - timedelta(days=i) for i in range(1, 57)]
@@ -120,7 +120,7 @@ def test_openai_without_group_by_has_one_total_row_per_bucket(sims: RunningSimul
     page = get_openai(sims, start_time=unix(day)).json()
 
     (result,) = page["data"][0]["results"]
-    assert Decimal(str(result["amount"]["value"])) == sims.org.expected_total_usd("openai", day)
+    assert Decimal(str(result["amount"]["value"])) == sims.expected_total_usd("openai", day)
     assert result["project_id"] is None and result["line_item"] is None and result["quantity"] is None
 
 
@@ -187,7 +187,7 @@ def test_anthropic_without_description_sums_per_workspace(sims: RunningSimulator
     results = page["data"][0]["results"]
     assert [r["workspace_id"] for r in results] == ["wrkspc_research", "wrkspc_support", "wrkspc_platform", None]
     assert all(r["description"] is None and r["token_type"] is None for r in results)
-    assert sum(Decimal(r["amount"]) for r in results) / 100 == sims.org.expected_total_usd("anthropic", day)
+    assert sum(Decimal(r["amount"]) for r in results) / 100 == sims.expected_total_usd("anthropic", day)
 
 
 def test_anthropic_pages_and_serves_completed_days_only(sims: RunningSimulators) -> None:

@@ -63,7 +63,7 @@ def main() -> None:
                 )
             )
             truth = {
-                (p, d): sims.org.expected_total_usd(p, d)
+                (p, d): sims.expected_total_usd(p, d)
                 for p in ("openai", "anthropic")
                 for d in days_between(first, last + timedelta(days=1))
             }

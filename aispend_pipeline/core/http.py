@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -52,13 +53,27 @@ class ApiClient:
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET `base_url + path` and return its JSON, numbers parsed as `Decimal`/`int`."""
-        url = self.base_url + path
+        return self.request("GET", path, params=params)[0]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+    ) -> tuple[Any, Mapping[str, str]]:
+        """Call `base_url + path` (or an absolute URL the provider handed out, e.g. a `Link` header's next
+        page) with retries; return the JSON body (numbers as `Decimal`/`int`) and the response headers."""
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        shown = urlsplit(url).path
         attempt = 0
         while True:
             attempt += 1
             self.request_count += 1
             try:
-                response = self.session.get(url, params=params, timeout=self.timeout_seconds)
+                response = self.session.request(
+                    method, url, params=params, json=json_body, timeout=self.timeout_seconds
+                )
             except requests.RequestException as exc:
                 if attempt > self.max_retries:
                     raise SourceUnavailableError(
@@ -72,7 +87,7 @@ class ApiClient:
                 asked = self._retry_after(response)
                 self.sleep(self._backoff(attempt) if asked is None else asked)
                 continue
-            return self._decode(response, path)
+            return self._decode(response, shown), response.headers
 
     def _decode(self, response: requests.Response, path: str) -> Any:
         status = response.status_code

@@ -18,15 +18,6 @@ from aispend_pipeline.simulators.server import HttpError, Request
 T = TypeVar("T")
 
 
-class CostsApi:
-    """A simulated costs endpoint over the synthetic organisation; subclasses supply `routes`."""
-
-    def __init__(self, org: Any, api_key: str, max_buckets_per_page: int | None = None) -> None:
-        self.org = org
-        self.api_key = api_key
-        self.max_buckets_per_page = max_buckets_per_page
-
-
 def require_header(request: Request, name: str, expected: str, status: int = 401) -> None:
     """Reject a request whose header is missing or differs, without echoing the value received."""
     if request.headers.get(name) != expected:

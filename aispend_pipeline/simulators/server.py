@@ -6,11 +6,14 @@ without the network: a route table, exact-decimal JSON, per-path request counts,
 
 from __future__ import annotations
 
+import json
+import re
+import ssl
 import threading
 import traceback
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,10 +34,29 @@ class HttpError(Exception):
 
 
 @dataclass(frozen=True)
+class Reply:
+    """What a route returns when it needs a status or headers of its own (e.g. a `Link` header)."""
+
+    body: Any
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Request:
     path: str
     query: dict[str, list[str]]
     headers: Message
+    method: str = "GET"
+    body: bytes = b""
+    match: re.Match[str] | None = None  # the route pattern's match, for routes with path parameters
+
+    def json(self) -> Any:
+        """The request body as JSON (numbers as exact Decimal); a body that is not JSON is a 400."""
+        try:
+            return json.loads(self.body or b"null", parse_float=Decimal)
+        except ValueError:
+            raise HttpError(400, "request body is not JSON") from None
 
     def param(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -67,11 +89,19 @@ class _Fault:
 
 
 class SimServer:
-    """One simulated API host; `start()` binds an ephemeral port, `stop()` frees it."""
+    """One simulated API host; `start()` binds an ephemeral port, `stop()` frees it.
 
-    def __init__(self, routes: Mapping[str, Route], error_body: ErrorBody) -> None:
+    Routes are keyed by path (any method), by `"POST /path"`, or by a regular expression of the path
+    (`"GET re:/projects/([^/]+)/queries"`; the match is in `request.match`). A route returns a JSON-able
+    body, a `Reply` (status and headers), or raises `HttpError`. With `ssl_context` it speaks HTTPS.
+    """
+
+    def __init__(
+        self, routes: Mapping[str, Route], error_body: ErrorBody, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.routes = dict(routes)
         self.error_body = error_body
+        self.ssl_context = ssl_context
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._faults: deque[_Fault] = deque()
@@ -86,10 +116,12 @@ class SimServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> SimServer:
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        if self.ssl_context is not None:
+            self._httpd.socket = self.ssl_context.wrap_socket(self._httpd.socket, server_side=True)
         self._httpd.sim = self
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="aispend-simulator", daemon=True
@@ -131,13 +163,26 @@ class SimServer:
             fault = self._faults.popleft() if self._faults else None
         if fault is not None:
             return fault.status, fault.headers, fault.body
-        route = self.routes.get(request.path)
         try:
-            if route is None:
-                raise HttpError(404, f"no route for {request.path}")
-            return 200, {}, route(request)
+            route, request = self._route(request)
+            answer = route(request)
         except HttpError as exc:
             return exc.status, {}, self.error_body(exc.status, exc.message)
+        if isinstance(answer, Reply):
+            return answer.status, answer.headers, answer.body
+        return 200, {}, answer
+
+    def _route(self, request: Request) -> tuple[Route, Request]:
+        for key in (f"{request.method} {request.path}", request.path):
+            if key in self.routes:
+                return self.routes[key], request
+        for key, route in self.routes.items():
+            method, _, pattern = key.partition(" re:")
+            if pattern and method == request.method:
+                match = re.fullmatch(pattern, request.path)
+                if match:
+                    return route, replace(request, match=match)
+        raise HttpError(404, f"no route for {request.method} {request.path}")
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -149,8 +194,17 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
 
     def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
         parts = urlsplit(self.path)
-        request = Request(parts.path, parse_qs(parts.query, keep_blank_values=True), self.headers)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        query = parse_qs(parts.query, keep_blank_values=True)
+        request = Request(parts.path, query, self.headers, self.command, body)
         try:
             status, headers, body = self.server.sim.handle(request)
         except Exception as exc:
@@ -159,12 +213,16 @@ class _Handler(BaseHTTPRequestHandler):
         raw = body if isinstance(body, bytes | str) else to_json(body)
         data = raw.encode() if isinstance(raw, str) else raw
         self.send_response(status)
-        self.send_header("Content-Type", "text/plain" if isinstance(body, bytes | str) else "application/json")
-        self.send_header("Content-Length", str(len(data)))
+        if status != 204:
+            kind = "text/plain" if isinstance(body, bytes | str) else "application/json"
+            self.send_header("Content-Type", headers.get("Content-Type", kind))
+        self.send_header("Content-Length", str(0 if status == 204 else len(data)))
         for name, value in headers.items():
-            self.send_header(name, value)
+            if name != "Content-Type":
+                self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        if status != 204:
+            self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: test and demo output stays readable."""

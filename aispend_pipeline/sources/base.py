@@ -1,7 +1,7 @@
 """What every source provides: a raw table, a pull, and SQL that normalises raw rows to line items.
 
-Adding a source means adding its folder (client, resource, raw table, normalise SQL, README) and one
-line in `sources/__init__.py`.
+Adding a source means adding its folder (client.py, source.py, simulator.py, README.md), its tests and
+one line in `sources/registry.py`: the assets, the demo, the simulators and the docs follow the registry.
 """
 
 from __future__ import annotations
@@ -22,23 +22,31 @@ from aispend_pipeline.schemas.table import Table
 
 @dataclass(frozen=True)
 class RawPull:
-    """Raw rows of a range of days, as the provider gave them (money as exact text)."""
+    """Raw rows of a range of days, as the provider gave them (money as exact text).
+
+    `days` are the days the answer covers: only those replace what is stored (None: every requested
+    day). A source whose API serves only recent days leaves older days out, so they stay as stored.
+    """
 
     frame: pd.DataFrame
     api_requests: int = 0
+    days: frozenset[date] | None = None
 
 
 @dataclass(frozen=True)
 class Source:
-    name: str
+    name: str  # the provider slug of its line items
     title: str
     kinds: frozenset[str]
     raw_table: Table
-    normalise_sql: str
+    normalise_sql: str  # SELECT over the raw table for usage_date in [$start, $end)
     resource_key: str
     build_resource: Callable[[], SourceResource]  # reads its settings with EnvVar
     data_lag: str = "daily"
     money_column: str = "amount_usd"  # the raw table's USD amount, reconciled against the payload
+    billing_model: str = "tokens"  # tokens, seats or subscription (the source inventory)
+    enabled_by: tuple[str, ...] = ()  # the settings that enable it
+    simulator: str | None = None  # "module:Class" of its local simulator (started by the demo and tests)
 
 
 class SourceResource(dg.ConfigurableResource):

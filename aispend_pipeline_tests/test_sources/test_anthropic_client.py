@@ -13,9 +13,9 @@ from pytest_httpserver import HTTPServer
 
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
 from aispend_pipeline.simulators import RunningSimulators, start_simulators
-from aispend_pipeline.simulators.anthropic import PATH
 from aispend_pipeline.simulators.paging import utc_today
 from aispend_pipeline.sources.anthropic.client import AnthropicCostLine, AnthropicCostsClient
+from aispend_pipeline.sources.anthropic.simulator import PATH
 
 DAY = date(2026, 11, 1)
 
@@ -55,18 +55,18 @@ def test_sixty_days_take_two_requests_and_match_the_org_exactly(
     by_day = totals(lines)
     assert sorted(by_day) == [start + timedelta(days=i) for i in range(60)]
     for day, total in by_day.items():
-        assert total == sims.org.expected_total_usd("anthropic", day), day
+        assert total == sims.expected_total_usd("anthropic", day), day
         assert sum(line.usage_date == day for line in lines) == sims.org.expected_lines("anthropic", day)
 
 
 def test_short_pages_are_followed_to_the_end(fast_http: dict[str, Any]) -> None:
-    with start_simulators(max_buckets_per_page=4) as sims:
+    with start_simulators(max_page_size=4) as sims:
         client = AnthropicCostsClient(sims.env["ANTHROPIC_ADMIN_KEY"], sims.env["ANTHROPIC_BASE_URL"], **fast_http)
         end = utc_today()
         lines = client.daily_costs(end - timedelta(days=10), end)
 
         assert sims.anthropic.request_count(PATH) == 3
-        assert {day: sims.org.expected_total_usd("anthropic", day) for day in totals(lines)} == totals(lines)
+        assert {day: sims.expected_total_usd("anthropic", day) for day in totals(lines)} == totals(lines)
         assert len(totals(lines)) == 10
 
 
@@ -139,7 +139,7 @@ def test_429_with_retry_after_is_retried_then_succeeds(
     lines = anthropic_client.daily_costs(day, day + timedelta(days=1))
 
     assert sims.anthropic.request_count(PATH) == 2
-    assert totals(lines) == {day: sims.org.expected_total_usd("anthropic", day)}
+    assert totals(lines) == {day: sims.expected_total_usd("anthropic", day)}
 
 
 def test_persistent_overload_raises_unavailable_after_the_retries(sims: RunningSimulators) -> None:

@@ -14,9 +14,9 @@ from pytest_httpserver import HTTPServer
 from aispend_pipeline.core.days import utc_midnight
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
 from aispend_pipeline.simulators import RunningSimulators, start_simulators
-from aispend_pipeline.simulators.openai import PATH
 from aispend_pipeline.simulators.paging import utc_today
 from aispend_pipeline.sources.openai.client import OpenAICostLine, OpenAICostsClient
+from aispend_pipeline.sources.openai.simulator import PATH
 
 DAY = date(2026, 11, 1)
 MIDNIGHT = int(utc_midnight(DAY).timestamp())
@@ -54,19 +54,19 @@ def test_sixty_days_take_one_request_and_match_the_org_exactly(
     by_day = totals(lines)
     assert sorted(by_day) == [start + timedelta(days=i) for i in range(60)]
     for day, total in by_day.items():
-        assert total == sims.org.expected_total_usd("openai", day), day
+        assert total == sims.expected_total_usd("openai", day), day
         assert sum(line.usage_date == day for line in lines) == sims.org.expected_lines("openai", day)
 
 
 def test_short_pages_are_followed_to_the_end(fast_http: dict[str, Any]) -> None:
-    with start_simulators(max_buckets_per_page=3) as sims:
+    with start_simulators(max_page_size=3) as sims:
         client = OpenAICostsClient(sims.env["OPENAI_ADMIN_KEY"], sims.env["OPENAI_BASE_URL"], **fast_http)
         end = utc_today()
         lines = client.daily_costs(end - timedelta(days=10), end)
 
         assert sims.openai.request_count(PATH) == 4
         assert len(totals(lines)) == 10
-        assert all(total == sims.org.expected_total_usd("openai", day) for day, total in totals(lines).items())
+        assert all(total == sims.expected_total_usd("openai", day) for day, total in totals(lines).items())
 
 
 def test_org_level_lines_and_quantities_come_through(
@@ -135,7 +135,7 @@ def test_429_with_retry_after_is_retried_then_succeeds(
     lines = openai_client.daily_costs(day, day + timedelta(days=1))
 
     assert sims.openai.request_count(PATH) == 2
-    assert totals(lines) == {day: sims.org.expected_total_usd("openai", day)}
+    assert totals(lines) == {day: sims.expected_total_usd("openai", day)}
 
 
 def test_persistent_500_raises_unavailable_after_the_retries(sims: RunningSimulators) -> None:

@@ -79,6 +79,8 @@ SOURCE = Source(
     raw_table=RAW_TABLE,
     normalise_sql=NORMALISE_SQL,
     resource_key="anthropic",
+    enabled_by=("ANTHROPIC_ADMIN_KEY",),
+    simulator="aispend_pipeline.sources.anthropic.simulator:AnthropicCostsSimulator",
     build_resource=lambda: AnthropicResource(
         admin_key=env_or("ANTHROPIC_ADMIN_KEY"), base_url=env_or("ANTHROPIC_BASE_URL", DEFAULT_BASE_URL)
     ),

@@ -68,6 +68,8 @@ SOURCE = Source(
     raw_table=RAW_TABLE,
     normalise_sql=NORMALISE_SQL,
     resource_key="openai",
+    enabled_by=("OPENAI_ADMIN_KEY",),
+    simulator="aispend_pipeline.sources.openai.simulator:OpenAICostsSimulator",
     build_resource=lambda: OpenAIResource(
         admin_key=env_or("OPENAI_ADMIN_KEY"), base_url=env_or("OPENAI_BASE_URL", DEFAULT_BASE_URL)
     ),

@@ -11,9 +11,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from aispend_pipeline.simulators.org import OpenAILine, SyntheticOrg
+from aispend_pipeline.simulators.base import HttpSimulator
+from aispend_pipeline.simulators.org import OpenAILine
 from aispend_pipeline.simulators.paging import (
-    CostsApi,
     aggregate,
     check_choices,
     completed_days,
@@ -25,6 +25,7 @@ from aispend_pipeline.simulators.paging import (
 )
 from aispend_pipeline.simulators.server import HttpError, Request, Route
 
+DEMO_KEY = "sk-admin-simulator"
 PATH = "/v1/organization/costs"
 MAX_LIMIT = 180
 GROUP_BY = ("project_id", "line_item", "user_id", "api_key_id", "api_source")
@@ -42,8 +43,19 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-class OpenAICostsSimulator(CostsApi):
-    org: SyntheticOrg
+class OpenAICostsSimulator(HttpSimulator):
+    source = "openai"
+    api_key = DEMO_KEY
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"OPENAI_ADMIN_KEY": self.api_key, "OPENAI_BASE_URL": f"{self.url}/v1"}
+
+    def expected_total_usd(self, day: date) -> Decimal:
+        return self.org.expected_total_usd("openai", day)
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        return error_body(status, message)
 
     @property
     def routes(self) -> dict[str, Route]:
@@ -57,7 +69,7 @@ class OpenAICostsSimulator(CostsApi):
             raise HttpError(400, "bucket_width must be '1d' for costs")
         group_by = request.params("group_by")
         check_choices("group_by", group_by, GROUP_BY)
-        page = paginate(request, completed_days(start, end), max_limit=MAX_LIMIT, cap=self.max_buckets_per_page)
+        page = paginate(request, completed_days(start, end), max_limit=MAX_LIMIT, cap=self.max_page_size)
         return envelope(page, lambda day: self._bucket(day, group_by), object="page")
 
     def _bucket(self, day: date, group_by: list[str]) -> dict[str, Any]:

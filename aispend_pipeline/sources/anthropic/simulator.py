@@ -8,11 +8,12 @@ description fields null unless grouped by description.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
-from aispend_pipeline.simulators.org import AnthropicLine, SyntheticOrg
+from aispend_pipeline.simulators.base import HttpSimulator
+from aispend_pipeline.simulators.org import AnthropicLine
 from aispend_pipeline.simulators.paging import (
-    CostsApi,
     aggregate,
     check_choices,
     completed_days,
@@ -24,6 +25,7 @@ from aispend_pipeline.simulators.paging import (
 )
 from aispend_pipeline.simulators.server import HttpError, Request, Route
 
+DEMO_KEY = "sk-ant-admin-simulator"
 PATH = "/v1/organizations/cost_report"
 API_VERSION = "2023-06-01"
 MAX_LIMIT = 31
@@ -41,8 +43,19 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
-class AnthropicCostsSimulator(CostsApi):
-    org: SyntheticOrg
+class AnthropicCostsSimulator(HttpSimulator):
+    source = "anthropic"
+    api_key = DEMO_KEY
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"ANTHROPIC_ADMIN_KEY": self.api_key, "ANTHROPIC_BASE_URL": self.url}
+
+    def expected_total_usd(self, day: date) -> Decimal:
+        return self.org.expected_total_usd("anthropic", day)
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        return error_body(status, message)
 
     @property
     def routes(self) -> dict[str, Route]:
@@ -57,7 +70,7 @@ class AnthropicCostsSimulator(CostsApi):
             raise HttpError(400, "bucket_width must be '1d' for the cost report")
         group_by = request.params("group_by")
         check_choices("group_by", group_by, DIMS)
-        page = paginate(request, completed_days(start, end), max_limit=MAX_LIMIT, cap=self.max_buckets_per_page)
+        page = paginate(request, completed_days(start, end), max_limit=MAX_LIMIT, cap=self.max_page_size)
         return envelope(page, lambda day: self._bucket(day, group_by))
 
     def _bucket(self, day: date, group_by: list[str]) -> dict[str, Any]:
