@@ -44,6 +44,11 @@ LINE_ITEM_COLUMNS: tuple[Column, ...] = (
     Column("cost_usd", DECIMAL, nullable=False, description="Cost in USD, exact, as billed."),
     Column("quantity", DECIMAL, description="Usage quantity when the provider reports one."),
     Column("unit", description="Unit of quantity (tokens, requests, seats, ...)."),
+    Column("region", description="Provider region of the usage, when it has one (FOCUS RegionId)."),
+    Column("sku_id", description="Provider SKU / meter id (FOCUS SkuId)."),
+    Column("usage_type", description="Provider usage type or meter name (AWS usage type, Azure meter, GCP SKU)."),
+    Column("billing_account_id", description="Provider billing account (payer account, billing account)."),
+    Column("last_activity_date", "DATE", description="Seat products: the user's last activity day."),
     Column("data_lag", nullable=False, allowed=DATA_LAGS, description="daily (API) or monthly (invoice)."),
     Column("cost_source", nullable=False, allowed=COST_SOURCES, description="billed, estimated or invoice."),
     *(
