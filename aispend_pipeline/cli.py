@@ -87,8 +87,13 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     from aispend_pipeline.defs.partitions import scheduled_window
-    from aispend_pipeline.defs.schedules import restatement_days
+    from aispend_pipeline.settings import SettingsError, restatement_days, validate_settings
 
+    try:
+        validate_settings()
+    except SettingsError as exc:
+        print(f"aispend: nothing was run: {exc}", file=sys.stderr)
+        return 2
     if args.start is None and args.end is None:
         first, last = scheduled_window(today_utc(), restatement_days())
     else:
@@ -127,8 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
+    from aispend_pipeline.settings import load_dotenv_file
+
     warnings.filterwarnings("ignore", message=r".*(is currently in beta|is currently in preview)")
     args = build_parser().parse_args(argv)
+    load_dotenv_file()
     return args.handler(args)
 
 

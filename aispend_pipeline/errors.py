@@ -1,6 +1,7 @@
 """Errors a user can act on: each names the source, the day or file line, and what to do.
 
-They never carry a credential: messages are built from names of settings, not their values.
+They never carry a credential: messages name settings, not their values, and are scrubbed on
+construction of any configured secret value a provider may have echoed.
 """
 
 from __future__ import annotations
@@ -9,7 +10,12 @@ from datetime import date
 
 
 class AispendError(Exception):
-    """Base of every error the pipeline raises on purpose."""
+    """Base of every error the pipeline raises on purpose; its message is scrubbed of credentials."""
+
+    def __init__(self, *args: object) -> None:
+        from aispend_pipeline.core.secrets import scrub
+
+        super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
 
 
 class SourceError(AispendError):

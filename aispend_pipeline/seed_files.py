@@ -120,7 +120,7 @@ class ManualInvoice:
 def vendor_slug(vendor: str) -> str:
     """`Acme Voice AI` -> `acme_voice_ai`; a vendor with an API source -> that source's slug."""
     squashed = re.sub(r"[^a-z0-9]", "", vendor.lower())
-    return VENDOR_SLUGS.get(squashed) or vendor.strip().lower().replace(" ", "_")
+    return VENDOR_SLUGS.get(squashed) or re.sub(r"[^a-z0-9]+", "_", vendor.strip().lower()).strip("_")
 
 
 def read_org_mapping(seeds_dir: Path) -> list[MappingRule]:

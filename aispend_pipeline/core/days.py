@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from aispend_pipeline.errors import SourcePayloadError
 
@@ -27,3 +29,31 @@ def bucket_day(source: str, started: datetime, raw: object, start: date, end: da
             source, f"bucket start {raw!r} is not a UTC midnight within {start}..{end - timedelta(days=1)}", day
         )
     return day
+
+
+def merge_daily_buckets(
+    source: str, buckets: Iterable[tuple[date, list[Any]]], start: date, end: date
+) -> dict[date, list[Any]]:
+    """Results per day from daily buckets: a bucket repeated across pages (the same day twice) adds only
+    results not already seen, so nothing is counted twice."""
+    merged: dict[date, list[Any]] = {}
+    seen: dict[date, set[str]] = {}
+    for day, results in buckets:
+        earlier = seen.setdefault(day, set())
+        keys = [json.dumps(result, sort_keys=True, default=str) for result in results]
+        merged.setdefault(day, []).extend(r for r, key in zip(results, keys, strict=True) if key not in earlier)
+        earlier.update(keys)
+    return merged
+
+
+def require_every_day(source: str, present: Iterable[date], start: date, end: date) -> None:
+    """Every day of [start, end) must have its bucket: a missing day is a fault, never a silent $0."""
+    have = set(present)
+    missing = [day for day in days_between(start, end) if day not in have]
+    if missing:
+        more = f" and {len(missing) - 1} more day(s)" if len(missing) > 1 else ""
+        raise SourcePayloadError(
+            source,
+            f"the answer has no bucket for {missing[0]}{more}; the API returns one per day, empty days included, "
+            "so stored days were kept: re-run later",
+        )

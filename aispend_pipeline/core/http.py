@@ -1,26 +1,37 @@
 """The one place where provider HTTP calls are made: auth headers, retries, clear errors.
 
-Every `requests`-based connector builds an `ApiClient`. It retries 429 (honouring `Retry-After` /
-`retry-after-ms`), 5xx and connection errors with capped exponential backoff, parses JSON with
-exact decimals, counts requests for run metadata, and turns failures into errors that name the
-source and the setting to fix, never the credential itself.
+Every `requests`-based connector builds an `ApiClient`. It retries 408/425/429, every 5xx (Anthropic's
+529 included), connection errors and timeouts, with bounded exponential backoff and jitter, honouring
+`Retry-After` (seconds or an HTTP date) and `retry-after-ms`. It parses JSON with exact decimals,
+counts requests for run metadata, and turns failures into errors that name the source, the retries made
+and the setting to fix; a provider's error text is shortened and scrubbed, never copied verbatim.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
+from aispend_pipeline.core.secrets import safe_url, scrub
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
 
-RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+RETRYABLE_STATUS = frozenset({408, 425, 429})
 USER_AGENT = "aispend-pipeline"
+MAX_PAGES = 10_000
+ERROR_TEXT_LIMIT = 160
+
+
+def is_retryable(status: int) -> bool:
+    return status in RETRYABLE_STATUS or status >= 500
 
 
 class ApiClient:
@@ -37,6 +48,7 @@ class ApiClient:
         backoff_seconds: float = 1.0,
         max_backoff_seconds: float = 60.0,
         timeout_seconds: float = 60.0,
+        jitter: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.source = source
@@ -46,6 +58,7 @@ class ApiClient:
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.timeout_seconds = timeout_seconds
+        self.jitter = jitter
         self.sleep = sleep
         self.request_count = 0
         self.session = requests.Session()
@@ -78,18 +91,18 @@ class ApiClient:
                 if attempt > self.max_retries:
                     raise SourceUnavailableError(
                         self.source,
-                        f"could not reach {self.base_url} after {attempt} attempts "
+                        f"could not reach {safe_url(self.base_url)} after {attempt} attempts "
                         f"({type(exc).__name__}); check the endpoint setting and the network",
                     ) from None
                 self.sleep(self._backoff(attempt))
                 continue
-            if response.status_code in RETRYABLE_STATUS and attempt <= self.max_retries:
+            if is_retryable(response.status_code) and attempt <= self.max_retries:
                 asked = self._retry_after(response)
                 self.sleep(self._backoff(attempt) if asked is None else asked)
                 continue
-            return self._decode(response, shown), response.headers
+            return self._decode(response, shown, retries=attempt - 1), response.headers
 
-    def _decode(self, response: requests.Response, path: str) -> Any:
+    def _decode(self, response: requests.Response, path: str, retries: int = 0) -> Any:
         status = response.status_code
         if status in (401, 403):
             raise SourceAuthError(
@@ -97,11 +110,11 @@ class ApiClient:
                 f"{path} answered {status} ({_error_message(response)}): the credential in "
                 f"{self.credential_setting} was rejected or lacks admin rights; set a valid one",
             )
-        if status == 429 or status >= 500:
+        if is_retryable(status):
             raise SourceUnavailableError(
                 self.source,
-                f"{path} still answered {status} after {self.max_retries} retries "
-                f"({_error_message(response)}); re-run later",
+                f"{path} still answered {status} after {retries} retries "
+                f"({_error_message(response)}); the provider is unavailable or rate-limiting: re-run later",
             )
         if status >= 400:
             raise SourcePayloadError(self.source, f"{path} answered {status} ({_error_message(response)})")
@@ -111,45 +124,77 @@ class ApiClient:
             raise SourcePayloadError(self.source, f"{path} answered {status} with a body that is not JSON") from None
 
     def _backoff(self, attempt: int) -> float:
-        return min(self.backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
+        """Exponential, capped, with jitter so that parallel clients do not retry in step."""
+        wait = min(self.backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
+        return wait * (1 - self.jitter * random.random())
 
     def _retry_after(self, response: requests.Response) -> float | None:
         """Seconds the provider asked us to wait, capped; None when it did not say."""
-        for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-            value = response.headers.get(header)
-            if value is None:
-                continue
-            try:
-                return min(max(float(value) * scale, 0.0), self.max_backoff_seconds)
-            except ValueError:
-                return None
-        return None
+        return retry_after_seconds(response.headers, self.max_backoff_seconds)
+
+
+def retry_after_seconds(headers: Mapping[str, str], cap: float) -> float | None:
+    """`retry-after-ms`, or `Retry-After` as seconds or an HTTP date, capped at `cap`; None when absent."""
+    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(header)
+        if value is None:
+            continue
+        try:
+            return min(max(float(value) * scale, 0.0), cap)
+        except ValueError:
+            pass
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return min(max((moment - datetime.now(UTC)).total_seconds(), 0.0), cap)
+    return None
 
 
 def _error_message(response: requests.Response) -> str:
-    """The provider's own error text, from the usual JSON error envelopes, shortened."""
+    """The provider's own error text from the usual JSON envelopes: one line, shortened, scrubbed."""
     try:
         body = response.json()
     except ValueError:
-        return (response.text or response.reason or "no body").strip()[:200]
+        return short_text(response.text or response.reason or "no body")
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
-        return str(error.get("message") or error.get("type") or error)[:200]
+        return short_text(str(error.get("message") or error.get("type") or error.get("code") or error))
     if isinstance(body, dict) and "message" in body:
-        return str(body["message"])[:200]
-    return str(error or body)[:200]
+        return short_text(str(body["message"]))
+    return short_text(str(error or body))
 
 
-def iter_cursor_pages(api: ApiClient, path: str, params: Mapping[str, Any]) -> Any:
-    """Yield each page's `data` list of a `{data, has_more, next_page}` endpoint (OpenAI, Anthropic)."""
+def short_text(text: str) -> str:
+    """A provider's text fit for a one-line message: first line, credentials masked, bounded length."""
+    lines = scrub(text).strip().splitlines() or [""]
+    line = " ".join(lines[0].split())
+    return line if len(line) <= ERROR_TEXT_LIMIT else line[: ERROR_TEXT_LIMIT - 3] + "..."
+
+
+def iter_cursor_pages(api: ApiClient, path: str, params: Mapping[str, Any]) -> Iterator[list[Any]]:
+    """Yield each page's `data` list of a `{data, has_more, next_page}` endpoint (OpenAI, Anthropic).
+
+    A cursor handed out twice, or `has_more` past `MAX_PAGES`, is an error: never an endless loop.
+    """
     query = dict(params)
-    while True:
+    seen: set[str] = set()
+    for _ in range(MAX_PAGES):
         page = api.get_json(path, query)
         if not isinstance(page, dict) or not isinstance(page.get("data"), list):
             raise SourcePayloadError(api.source, f"{path}: expected an object with a 'data' list")
         yield page["data"]
         if not page.get("has_more"):
             return
-        if not page.get("next_page"):
+        cursor = page.get("next_page")
+        if not cursor:
             raise SourcePayloadError(api.source, f"{path}: has_more is true but next_page is empty")
-        query["page"] = page["next_page"]
+        if cursor in seen:
+            raise SourcePayloadError(
+                api.source, f"{path}: the API handed out the same next_page cursor twice; stopped paging"
+            )
+        seen.add(str(cursor))
+        query["page"] = cursor
+    raise SourcePayloadError(api.source, f"{path}: has_more stayed true for {MAX_PAGES} pages; stopped paging")

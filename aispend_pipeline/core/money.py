@@ -7,7 +7,7 @@ decimal text that DuckDB casts to `DECIMAL(38, 12)` on insert.
 from __future__ import annotations
 
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 
 MONEY_SCALE = 12
 MONEY_SQL_TYPE = f"DECIMAL(38, {MONEY_SCALE})"
@@ -41,6 +41,30 @@ def parse_money(value: object) -> Decimal:
     if len(digits) + exponent > MONEY_INTEGER_DIGITS and any(digits):
         raise ValueError(f"amount {value!r} has more than {MONEY_INTEGER_DIGITS} integer digits")
     return Decimal((sign, digits, max(exponent, -MONEY_SCALE) if not any(digits) else exponent))
+
+
+SCALE_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
+
+
+def fit_money(value: object) -> tuple[Decimal, Decimal]:
+    """A payload amount fitted to the column's scale: (amount, rounding applied).
+
+    Providers send JSON numbers with float artefacts (`0.30000000000000004`): the number's text is
+    parsed exactly, then rounded half-even to 12 decimals; the rounding is returned so that it can be
+    reported per source and day. A run never fails for digits beyond the column's scale.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise ValueError(f"expected a decimal amount, got {value!r}")
+    try:
+        exact = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"expected a decimal amount, got {value!r}") from None
+    if not exact.is_finite():
+        raise ValueError(f"expected a finite amount, got {value!r}")
+    exponent = exact.as_tuple().exponent
+    assert isinstance(exponent, int)
+    fitted = exact.quantize(SCALE_QUANTUM, rounding=ROUND_HALF_EVEN) if exponent < -MONEY_SCALE else exact
+    return parse_money(fitted), fitted - exact
 
 
 def money_text(amount: Decimal) -> str:

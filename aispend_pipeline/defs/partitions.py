@@ -7,7 +7,6 @@ from datetime import date, timedelta
 import dagster as dg
 
 PARTITIONS_START = "2024-01-01"
-DEFAULT_RESTATEMENT_DAYS = 3
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
 single_run_backfill = dg.BackfillPolicy.single_run()

@@ -6,7 +6,8 @@ from datetime import date
 
 import dagster as dg
 
-from aispend_pipeline.defs.partitions import DEFAULT_RESTATEMENT_DAYS, daily_partitions, scheduled_window
+from aispend_pipeline.defs.partitions import daily_partitions, scheduled_window
+from aispend_pipeline.settings import restatement_days
 
 daily_job = dg.define_asset_job(
     "aispend_daily",
@@ -14,11 +15,6 @@ daily_job = dg.define_asset_job(
     partitions_def=daily_partitions,
     description="Every asset for a range of days, as one run (the CLI, the schedule and backfills use it).",
 )
-
-
-def restatement_days() -> int:
-    value = dg.EnvVar("AISPEND_RESTATEMENT_DAYS").get_value()
-    return int(value) if value else DEFAULT_RESTATEMENT_DAYS
 
 
 def range_tags(first: date, last: date) -> dict[str, str]:

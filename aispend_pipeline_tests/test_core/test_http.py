@@ -34,6 +34,7 @@ def api(httpserver: HTTPServer, sleeps: Sleeps) -> ApiClient:
         max_retries=3,
         backoff_seconds=0.5,
         max_backoff_seconds=10,
+        jitter=0,
         sleep=sleeps,
     )
 
@@ -49,10 +50,10 @@ def fail_once(httpserver: HTTPServer, status: int, headers: dict[str, str] | Non
         ({"retry-after-ms": "1500", "Retry-After": "9"}, 1.5),
         ({"Retry-After": "0"}, 0.0),
         ({"Retry-After": "3600"}, 10.0),
-        ({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}, 0.5),
+        ({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}, 0.0),
         ({}, 0.5),
     ],
-    ids=["seconds", "milliseconds-first", "zero-means-now", "capped", "http-date-falls-back", "no-header-backoff"],
+    ids=["seconds", "milliseconds-first", "zero-means-now", "capped", "http-date-in-the-past", "no-header-backoff"],
 )
 def test_429_waits_as_the_provider_asks(
     httpserver: HTTPServer, api: ApiClient, sleeps: Sleeps, headers: dict[str, str], expected_wait: float
@@ -82,7 +83,10 @@ def test_persistent_5xx_is_unavailable_and_says_what_to_do(
     with pytest.raises(SourceUnavailableError) as caught:
         api.get_json("/thing")
 
-    assert str(caught.value) == "acme: /thing still answered 503 after 3 retries (overloaded); re-run later"
+    assert str(caught.value) == (
+        "acme: /thing still answered 503 after 3 retries (overloaded); "
+        "the provider is unavailable or rate-limiting: re-run later"
+    )
     assert api.request_count == 4 and len(sleeps) == 3
 
 
@@ -160,3 +164,81 @@ def test_400_is_a_payload_error_with_the_providers_message(httpserver: HTTPServe
     with pytest.raises(SourcePayloadError, match="acme: /thing answered 400 \\(bucket_width must be 1d\\)"):
         api.get_json("/thing")
     assert api.request_count == 1
+
+
+# --- faults of the operations issue: each failed on the previous main
+
+
+def test_anthropic_529_overloaded_is_retried_and_the_message_counts_retries_made(
+    httpserver: HTTPServer, api: ApiClient, sleeps: Sleeps
+) -> None:
+    fail_once(httpserver, 529)
+    httpserver.expect_request("/thing").respond_with_json({"ok": True})
+    assert api.get_json("/thing") == {"ok": True}
+    assert sleeps == [0.5]
+
+    httpserver.clear()
+    fail_once(httpserver, 429, {"Retry-After": "0"})
+    httpserver.expect_request("/thing").respond_with_json({"type": "error"}, status=401)
+    with pytest.raises(SourceAuthError):
+        api.get_json("/thing")
+
+
+def test_persistent_529_reports_the_retries_actually_made(httpserver: HTTPServer, sleeps: Sleeps) -> None:
+    httpserver.expect_request("/thing").respond_with_json({"error": {"message": "Overloaded"}}, status=529)
+    api = ApiClient("anthropic", httpserver.url_for("/"), {}, "K", max_retries=2, backoff_seconds=0, sleep=sleeps)
+
+    with pytest.raises(SourceUnavailableError, match="still answered 529 after 2 retries"):
+        api.get_json("/thing")
+    assert api.request_count == 3
+
+
+def test_retry_after_as_a_future_http_date_is_honoured(httpserver: HTTPServer, api: ApiClient, sleeps: Sleeps) -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=6), usegmt=True)
+    fail_once(httpserver, 429, {"Retry-After": when})
+    httpserver.expect_request("/thing").respond_with_json({})
+
+    api.get_json("/thing")
+    assert len(sleeps) == 1 and 4.0 <= sleeps[0] <= 6.0
+
+
+def test_backoff_has_jitter_and_stays_bounded(httpserver: HTTPServer, sleeps: Sleeps) -> None:
+    httpserver.expect_request("/thing").respond_with_data("busy", status=503)
+    api = ApiClient("acme", httpserver.url_for("/"), {}, "K", max_retries=6, backoff_seconds=1, max_backoff_seconds=4)
+    api.sleep = sleeps
+
+    with pytest.raises(SourceUnavailableError):
+        api.get_json("/thing")
+    assert len(sleeps) == 6 and all(0 < wait <= 4 for wait in sleeps)
+    assert len(set(sleeps)) > 1
+
+
+def test_a_repeated_cursor_is_an_error_naming_the_source(httpserver: HTTPServer, api: ApiClient) -> None:
+    httpserver.expect_request("/list").respond_with_json({"data": [1], "has_more": True, "next_page": "same"})
+
+    with pytest.raises(SourcePayloadError, match="acme: /list: the API handed out the same next_page cursor twice"):
+        list(iter_cursor_pages(api, "/list", {}))
+    assert api.request_count == 2
+
+
+def test_an_echoed_key_and_a_url_password_never_reach_the_message(
+    httpserver: HTTPServer, sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACME_ADMIN_KEY", "sk-acme-0123456789")
+    body = {"error": {"message": "proxy says: bad key sk-acme-0123456789 for Bearer sk-acme-0123456789\nline two"}}
+    httpserver.expect_request("/thing").respond_with_json(body, status=401)
+    url = httpserver.url_for("/").replace("http://", "http://user:hunter22@")
+    api = ApiClient("acme", url, {"Authorization": "Bearer sk-acme-0123456789"}, "ACME_ADMIN_KEY", sleep=sleeps)
+
+    with pytest.raises(SourceAuthError) as caught:
+        api.get_json("/thing")
+    assert "sk-acme-0123456789" not in str(caught.value) and "line two" not in str(caught.value)
+    assert "ACME_ADMIN_KEY" in str(caught.value)
+
+    refused = ApiClient("acme", "http://user:hunter22@127.0.0.1:9", {}, "K", max_retries=0, sleep=sleeps)
+    with pytest.raises(SourceUnavailableError) as unreachable:
+        refused.get_json("/thing")
+    assert "hunter22" not in str(unreachable.value) and "http://***@127.0.0.1:9" in str(unreachable.value)

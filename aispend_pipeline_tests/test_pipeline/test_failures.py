@@ -116,3 +116,31 @@ def test_cli_rejects_impossible_ranges_with_one_line(capsys):
     assert "before the first daily partition (2024-01-01)" in capsys.readouterr().err
     assert main(["materialize", "--start", "2026-10-01", "--end", "2999-01-01"]) == 2
     assert "is not a completed UTC day yet" in capsys.readouterr().err
+
+
+def test_a_mistyped_seeds_directory_runs_nothing_and_keeps_the_mapping(pipeline, monkeypatch, capsys):
+    from aispend_pipeline.cli import main
+
+    assert pipeline.run(*DAYS)[0]
+    before = state(pipeline)
+    monkeypatch.setenv("AISPEND_SEEDS_DIR", str(pipeline.seeds_dir) + "-typo")
+
+    code = main(["materialize", "--start", str(DAYS[0]), "--end", str(DAYS[1])])
+
+    err = capsys.readouterr().err
+    assert code == 2 and "AISPEND_SEEDS_DIR" in err and "-typo does not exist" in err
+    assert len(err.strip().splitlines()) == 1
+    assert state(pipeline) == before
+    assert pipeline.sims.openai.request_count() == 1
+
+
+def test_keys_in_dot_env_are_read_by_the_command_line(pipeline, monkeypatch, tmp_path, capsys):
+    from aispend_pipeline.cli import main
+
+    key = pipeline.sims.env["ANTHROPIC_ADMIN_KEY"]
+    monkeypatch.delenv("ANTHROPIC_ADMIN_KEY")
+    (tmp_path / ".env").write_text(f"ANTHROPIC_ADMIN_KEY={key}\n")
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["materialize", "--start", str(DAYS[0]), "--end", str(DAYS[1])]) == 0
+    assert pipeline.sims.anthropic.request_count() >= 1

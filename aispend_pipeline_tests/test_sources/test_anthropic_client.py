@@ -201,3 +201,22 @@ def test_bad_request_is_reported_with_the_providers_message(
 
     with pytest.raises(SourcePayloadError, match="answered 400 \\(limit: must be <= 31\\)"):
         local_client.daily_costs(DAY, DAY + timedelta(days=1))
+
+
+def test_cents_with_twelve_zero_decimals_are_accepted(
+    httpserver: HTTPServer, local_client: AnthropicCostsClient
+) -> None:
+    serve_bucket(httpserver, [row("100.000000000000"), row("123.78912")])
+
+    lines = local_client.daily_costs(DAY, DAY + timedelta(days=1))
+
+    assert [line.amount_usd for line in lines] == [Decimal("1"), Decimal("1.2378912")]
+
+
+def test_a_day_missing_from_the_answer_is_an_error_not_zero(
+    httpserver: HTTPServer, local_client: AnthropicCostsClient
+) -> None:
+    serve_bucket(httpserver, [row("100")])
+
+    with pytest.raises(SourcePayloadError, match="anthropic: the answer has no bucket for 2026-11-02"):
+        local_client.daily_costs(DAY, DAY + timedelta(days=2))

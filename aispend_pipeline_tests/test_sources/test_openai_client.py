@@ -105,7 +105,8 @@ def test_query_asks_for_daily_buckets_grouped_by_project_and_line_item(
     httpserver: HTTPServer, local_client: OpenAICostsClient
 ) -> None:
     serve_bucket(httpserver, "[]")
-    local_client.daily_costs(DAY, DAY + timedelta(days=2))
+    with pytest.raises(SourcePayloadError, match=f"no bucket for {DAY + timedelta(days=1)}"):
+        local_client.daily_costs(DAY, DAY + timedelta(days=2))
 
     request, _ = httpserver.log[0]
     assert request.headers["Authorization"] == "Bearer sk-admin-test"
@@ -212,3 +213,39 @@ def test_clients_are_plain_modules_without_dagster_or_dataframes() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[]"
+
+
+def test_float_artefacts_are_rounded_half_even_and_counted_never_fatal(
+    httpserver: HTTPServer, local_client: OpenAICostsClient
+) -> None:
+    serve_bucket(
+        httpserver,
+        '[{"amount": {"value": 0.30000000000000004, "currency": "usd"}, "quantity": 1.2345678901234567e-05},'
+        ' {"amount": {"value": 0.5617712500000000, "currency": "usd"}}]',
+    )
+
+    lines = local_client.daily_costs(DAY, DAY + timedelta(days=1))
+
+    assert [line.amount_usd for line in lines] == [Decimal("0.300000000000"), Decimal("0.5617712500000000")]
+    assert lines[0].quantity == Decimal("0.000012345679")
+    assert local_client.rounding_usd == {DAY: Decimal("-4E-17")}
+
+
+def test_a_bucket_repeated_across_pages_is_counted_once(
+    httpserver: HTTPServer, local_client: OpenAICostsClient
+) -> None:
+    bucket = {
+        "object": "bucket",
+        "start_time": MIDNIGHT,
+        "end_time": MIDNIGHT + 86400,
+        "results": [{"amount": {"value": "5.25", "currency": "usd"}, "project_id": "proj_a", "line_item": "x"}],
+    }
+    path = "/v1/organization/costs"
+    httpserver.expect_ordered_request(path).respond_with_json(
+        {"data": [bucket], "has_more": True, "next_page": "page_2"}
+    )
+    httpserver.expect_ordered_request(path).respond_with_json({"data": [bucket], "has_more": False, "next_page": None})
+
+    lines = local_client.daily_costs(DAY, DAY + timedelta(days=1))
+
+    assert totals(lines) == {DAY: Decimal("5.25")} and len(lines) == 1

@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from aispend_pipeline.core.days import bucket_day
+from aispend_pipeline.core.days import bucket_day, merge_daily_buckets, require_every_day
 from aispend_pipeline.core.http import ApiClient, iter_cursor_pages
-from aispend_pipeline.core.money import cents_to_usd, parse_money
+from aispend_pipeline.core.money import cents_to_usd, fit_money
 from aispend_pipeline.errors import SourcePayloadError
 
 SOURCE = "anthropic"
@@ -45,6 +45,7 @@ class AnthropicCostsClient:
             credential_setting="ANTHROPIC_ADMIN_KEY",
             **http_options,
         )
+        self.rounding_usd: dict[date, Decimal] = {}
 
     @property
     def request_count(self) -> int:
@@ -59,12 +60,45 @@ class AnthropicCostsClient:
             "group_by[]": ["workspace_id", "description"],
             "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
         }
-        return [
-            line
-            for buckets in iter_cursor_pages(self.api, "/v1/organizations/cost_report", params)
-            for bucket in buckets
-            for line in _bucket_lines(bucket, start, end)
-        ]
+        buckets = (
+            (_bucket_day(bucket, start, end), bucket.get("results") or [])
+            for page in iter_cursor_pages(self.api, "/v1/organizations/cost_report", params)
+            for bucket in page
+        )
+        merged = merge_daily_buckets(SOURCE, buckets, start, end)
+        lines = [line for day, results in sorted(merged.items()) for line in self._lines(day, results)]
+        require_every_day(SOURCE, merged, start, end)
+        return lines
+
+    def _lines(self, day: date, results: list[Any]) -> list[AnthropicCostLine]:
+        lines = []
+        for result in results:
+            currency = str(result.get("currency") or "").upper()
+            if currency != "USD":
+                raise SourcePayloadError(SOURCE, f"field 'currency' is {currency!r}, expected 'USD'", day)
+            if "amount" not in result:
+                raise SourcePayloadError(SOURCE, "field 'amount' is missing", day)
+            try:
+                # Cents carry up to 6 decimals: the scale is checked on dollars, after the exact shift.
+                amount, rounding = fit_money(cents_to_usd(_exact(result["amount"])))
+            except ValueError as exc:
+                raise SourcePayloadError(SOURCE, f"field 'amount': {exc}", day) from None
+            if rounding:
+                self.rounding_usd[day] = self.rounding_usd.get(day, Decimal(0)) + rounding
+            lines.append(
+                AnthropicCostLine(
+                    usage_date=day,
+                    workspace_id=result.get("workspace_id"),
+                    description=result.get("description"),
+                    cost_type=_text(result.get("cost_type")),
+                    model=_text(result.get("model")),
+                    service_tier=_text(result.get("service_tier")),
+                    token_type=_text(result.get("token_type")),
+                    context_window=_text(result.get("context_window")),
+                    amount_usd=amount,
+                )
+            )
+        return lines
 
 
 def _rfc3339(day: date) -> str:
@@ -79,33 +113,17 @@ def _bucket_day(bucket: Any, start: date, end: date) -> date:
     return bucket_day(SOURCE, started, bucket["starting_at"], start, end)
 
 
-def _bucket_lines(bucket: Any, start: date, end: date) -> list[AnthropicCostLine]:
-    day = _bucket_day(bucket, start, end)
-    lines = []
-    for result in bucket.get("results") or []:
-        currency = str(result.get("currency") or "").upper()
-        if currency != "USD":
-            raise SourcePayloadError(SOURCE, f"field 'currency' is {currency!r}, expected 'USD'", day)
-        try:
-            cents = parse_money(result["amount"])
-        except KeyError:
-            raise SourcePayloadError(SOURCE, "field 'amount' is missing", day) from None
-        except ValueError as exc:
-            raise SourcePayloadError(SOURCE, f"field 'amount': {exc}", day) from None
-        lines.append(
-            AnthropicCostLine(
-                usage_date=day,
-                workspace_id=result.get("workspace_id"),
-                description=result.get("description"),
-                cost_type=_text(result.get("cost_type")),
-                model=_text(result.get("model")),
-                service_tier=_text(result.get("service_tier")),
-                token_type=_text(result.get("token_type")),
-                context_window=_text(result.get("context_window")),
-                amount_usd=cents_to_usd(cents),
-            )
-        )
-    return lines
+def _exact(value: Any) -> Decimal:
+    """A decimal string or JSON number as an exact Decimal (ValueError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise ValueError(f"expected a decimal amount, got {value!r}")
+    try:
+        amount = Decimal(value.strip() if isinstance(value, str) else value)
+    except ArithmeticError:
+        raise ValueError(f"expected a decimal amount, got {value!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"expected a finite amount, got {value!r}")
+    return amount
 
 
 def _text(value: Any) -> str | None:
