@@ -12,11 +12,11 @@ from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
 from aispend_pipeline.defs.partitions import partition_dates
 from aispend_pipeline.reconciliation import unbalanced_allocations
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, UNALLOCATED_TEAM
+from aispend_pipeline.settings import DEFAULT_UNALLOCATED_WARN_SHARE, unallocated_warn_share
 
 KEY = dg.AssetKey(["cost_line_items"])
 LINES_CHECK = "matches_line_items"
 UNALLOCATED_CHECK = "unallocated_share"
-UNALLOCATED_WARN_SHARE = Decimal("0.05")
 
 
 @dg.asset(
@@ -39,7 +39,10 @@ UNALLOCATED_WARN_SHARE = Decimal("0.05")
         dg.AssetCheckSpec(
             UNALLOCATED_CHECK,
             asset=KEY,
-            description=f"Warns when more than {UNALLOCATED_WARN_SHARE:.0%} of spend has no team.",
+            description=(
+                "Warns when more than AISPEND_UNALLOCATED_WARN_SHARE "
+                f"(default {DEFAULT_UNALLOCATED_WARN_SHARE:.0%}) of spend has no team."
+            ),
         ),
     ],
 )
@@ -83,7 +86,7 @@ def cost_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
             ),
             dg.AssetCheckResult(
                 check_name=UNALLOCATED_CHECK,
-                passed=share <= UNALLOCATED_WARN_SHARE,
+                passed=share <= unallocated_warn_share(),
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={"unallocated_usd": usd(unallocated), "share": dg.MetadataValue.text(f"{share:.4%}")},
             ),
