@@ -440,6 +440,9 @@ class BigQueryBillingSimulator(HttpSimulator):
         project = _group(request, 1)
         body = request.json() or {}
         job = self._run(project, "job_" + secrets.token_hex(12), body, body.get("location"))
+        if job.polls_pending > 0:  # not done within timeoutMs: the client polls getQueryResults
+            reference = {"projectId": job.project, "jobId": job.job_id, "location": job.location}
+            return {"kind": "bigquery#queryResponse", "jobReference": reference, "jobComplete": False}
         limit = body.get("maxResults")
         int64 = bool((body.get("formatOptions") or {}).get("useInt64Timestamp"))
         answer = {"kind": "bigquery#queryResponse", **self._results(job, 0, limit, int64)}
@@ -456,11 +459,15 @@ class BigQueryBillingSimulator(HttpSimulator):
                 raise HttpError(409, f"Already Exists: Job {project}:US.{job_id}")
         query = (body.get("configuration") or {}).get("query") or {}
         job = self._run(project, job_id, query, reference.get("location"), configuration=body.get("configuration"))
-        return self._job_resource(job)
+        return self._job_resource(job, "RUNNING" if job.polls_pending else "DONE")
 
     def jobs_get(self, request: Request) -> Any:
         self._authorise(request)
-        return self._job_resource(self._job(request))
+        job = self._job(request)
+        with self._lock:
+            running = job.polls_pending > 0
+            job.polls_pending = max(job.polls_pending - 1, 0)
+        return self._job_resource(job, "RUNNING" if running else "DONE")
 
     def get_query_results(self, request: Request) -> Any:
         self._authorise(request)
@@ -498,14 +505,14 @@ class BigQueryBillingSimulator(HttpSimulator):
             raise HttpError(404, f"Not found: Job {project}:{location or 'US'}.{job_id}")
         return job
 
-    def _job_resource(self, job: _Job) -> dict[str, Any]:
+    def _job_resource(self, job: _Job, state: str = "DONE") -> dict[str, Any]:
         now = str(int(time.time() * 1000))
         return {
             "kind": "bigquery#job",
             "id": f"{job.project}:{job.location}.{job.job_id}",
             "jobReference": {"projectId": job.project, "jobId": job.job_id, "location": job.location},
             "configuration": job.configuration,
-            "status": {"state": "DONE"},
+            "status": {"state": state},
             "statistics": {
                 "creationTime": now,
                 "startTime": now,
