@@ -16,6 +16,7 @@ from aispend_pipeline.defs.schedules import daily_schedule
 EXPECTED_ASSETS = {
     "raw/openai_costs",
     "raw/anthropic_costs",
+    "raw/gcp_billing_costs",
     "raw/manual_invoice_days",
     "staging/line_items",
     "cost_line_items",

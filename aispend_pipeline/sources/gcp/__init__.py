@@ -1,0 +1,1 @@
+"""Google Cloud billing export in BigQuery (Vertex AI, Gemini API)."""
