@@ -58,22 +58,22 @@ def _int(env: Mapping[str, str], name: str, default: int, problems: list[str]) -
     return value
 
 
-def restatement_days(env: Mapping[str, str] | None = None) -> int:
-    """AISPEND_RESTATEMENT_DAYS: past days each scheduled run re-pulls (validated)."""
+def _days_setting(name: str, default: int, env: Mapping[str, str] | None) -> int:
     problems: list[str] = []
-    value = _int(os.environ if env is None else env, "AISPEND_RESTATEMENT_DAYS", DEFAULT_RESTATEMENT_DAYS, problems)
+    value = _int(os.environ if env is None else env, name, default, problems)
     if problems:
         raise SettingsError(problems[0])
     return value
+
+
+def restatement_days(env: Mapping[str, str] | None = None) -> int:
+    """AISPEND_RESTATEMENT_DAYS: past days each scheduled run re-pulls (validated)."""
+    return _days_setting("AISPEND_RESTATEMENT_DAYS", DEFAULT_RESTATEMENT_DAYS, env)
 
 
 def alert_lookback_days(env: Mapping[str, str] | None = None) -> int:
-    problems: list[str] = []
-    env = os.environ if env is None else env
-    value = _int(env, "AISPEND_ALERT_LOOKBACK_DAYS", DEFAULT_ALERT_LOOKBACK_DAYS, problems)
-    if problems:
-        raise SettingsError(problems[0])
-    return value
+    """AISPEND_ALERT_LOOKBACK_DAYS: how far back from a run's newest day alerts are sent (validated)."""
+    return _days_setting("AISPEND_ALERT_LOOKBACK_DAYS", DEFAULT_ALERT_LOOKBACK_DAYS, env)
 
 
 def unallocated_warn_share(env: Mapping[str, str] | None = None) -> Decimal:

@@ -17,13 +17,8 @@ CENT = Decimal("0.01")
 MONEY_TEXT_PATTERN = rf"-?[0-9]+(\.[0-9]{{1,{MONEY_SCALE}}})?"
 
 
-def parse_money(value: object) -> Decimal:
-    """A finite Decimal from a JSON number (parsed as Decimal), an int or a decimal string.
-
-    It must fit `DECIMAL(38, 12)` exactly: trailing zeros beyond 12 decimals are dropped, any other
-    digit there is an error (never a silent rounding). Raises ValueError with a short reason;
-    callers add which source, day and field.
-    """
+def exact_decimal(value: object) -> Decimal:
+    """A finite Decimal from a JSON number (parsed as Decimal), an int or a decimal string, as written."""
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise ValueError(f"expected a decimal amount, got {value!r}")
     try:
@@ -32,6 +27,17 @@ def parse_money(value: object) -> Decimal:
         raise ValueError(f"expected a decimal amount, got {value!r}") from None
     if not amount.is_finite():
         raise ValueError(f"expected a finite amount, got {value!r}")
+    return amount
+
+
+def parse_money(value: object) -> Decimal:
+    """A finite Decimal from a JSON number (parsed as Decimal), an int or a decimal string.
+
+    It must fit `DECIMAL(38, 12)` exactly: trailing zeros beyond 12 decimals are dropped, any other
+    digit there is an error (never a silent rounding). Raises ValueError with a short reason;
+    callers add which source, day and field.
+    """
+    amount = exact_decimal(value)
     sign, digits, exponent = amount.as_tuple()
     assert isinstance(exponent, int)
     while exponent < -MONEY_SCALE and len(digits) > 1 and digits[-1] == 0:
@@ -53,14 +59,7 @@ def fit_money(value: object) -> tuple[Decimal, Decimal]:
     parsed exactly, then rounded half-even to 12 decimals; the rounding is returned so that it can be
     reported per source and day. A run never fails for digits beyond the column's scale.
     """
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise ValueError(f"expected a decimal amount, got {value!r}")
-    try:
-        exact = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
-    except InvalidOperation:
-        raise ValueError(f"expected a decimal amount, got {value!r}") from None
-    if not exact.is_finite():
-        raise ValueError(f"expected a finite amount, got {value!r}")
+    exact = exact_decimal(value)
     exponent = exact.as_tuple().exponent
     assert isinstance(exponent, int)
     fitted = exact.quantize(SCALE_QUANTUM, rounding=ROUND_HALF_EVEN) if exponent < -MONEY_SCALE else exact

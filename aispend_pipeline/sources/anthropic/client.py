@@ -14,7 +14,7 @@ from typing import Any
 
 from aispend_pipeline.core.days import bucket_day, merge_daily_buckets, require_every_day
 from aispend_pipeline.core.http import ApiClient, iter_cursor_pages
-from aispend_pipeline.core.money import cents_to_usd, fit_money
+from aispend_pipeline.core.money import cents_to_usd, exact_decimal, fit_money
 from aispend_pipeline.errors import SourcePayloadError
 
 SOURCE = "anthropic"
@@ -80,7 +80,7 @@ class AnthropicCostsClient:
                 raise SourcePayloadError(SOURCE, "field 'amount' is missing", day)
             try:
                 # Cents carry up to 6 decimals: the scale is checked on dollars, after the exact shift.
-                amount, rounding = fit_money(cents_to_usd(_exact(result["amount"])))
+                amount, rounding = fit_money(cents_to_usd(exact_decimal(result["amount"])))
             except ValueError as exc:
                 raise SourcePayloadError(SOURCE, f"field 'amount': {exc}", day) from None
             if rounding:
@@ -111,19 +111,6 @@ def _bucket_day(bucket: Any, start: date, end: date) -> date:
     except (KeyError, TypeError, ValueError):
         raise SourcePayloadError(SOURCE, "field 'starting_at' of a bucket is missing or not RFC 3339") from None
     return bucket_day(SOURCE, started, bucket["starting_at"], start, end)
-
-
-def _exact(value: Any) -> Decimal:
-    """A decimal string or JSON number as an exact Decimal (ValueError otherwise)."""
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise ValueError(f"expected a decimal amount, got {value!r}")
-    try:
-        amount = Decimal(value.strip() if isinstance(value, str) else value)
-    except ArithmeticError:
-        raise ValueError(f"expected a decimal amount, got {value!r}") from None
-    if not amount.is_finite():
-        raise ValueError(f"expected a finite amount, got {value!r}")
-    return amount
 
 
 def _text(value: Any) -> str | None:
