@@ -12,12 +12,10 @@ import dagster as dg
 
 from aispend_pipeline.definitions import build_definitions
 from aispend_pipeline.defs.schedules import daily_schedule
+from aispend_pipeline.sources.registry import SOURCES
 
 EXPECTED_ASSETS = {
-    "raw/openai_costs",
-    "raw/anthropic_costs",
-    "raw/gcp_billing_costs",
-    "raw/manual_invoice_days",
+    *(f"{s.raw_table.schema}/{s.raw_table.name}" for s in SOURCES),
     "staging/line_items",
     "cost_line_items",
     "team_daily_spend",

@@ -60,7 +60,10 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
         pull = resource.pull(start, end)
         frame = validate(source.raw_table, pull.frame, source.name)
         source_total = sum((parse_money(v) for v in frame[money_column]), Decimal(0))
-        warehouse.replace_range(source.raw_table, frame, start, end)
+        if pull.days is None:
+            warehouse.replace_range(source.raw_table, frame, start, end)
+        else:  # only the days the answer covers: older stored days stay as they are
+            warehouse.replace_days(source.raw_table, frame, sorted(d for d in pull.days if start <= d < end))
         stored_rows, stored_total = stored_summary(warehouse, source.raw_table, start, end, money_column)
         context.log.info(f"{source.name}: {stored_rows} rows, {source_total} USD, {pull.api_requests} API requests")
         return dg.MaterializeResult(

@@ -64,6 +64,19 @@ class DuckDBWarehouse:
             _insert_frame(con, table, frame)
         return len(frame)
 
+    def replace_days(self, table: Table, frame: pd.DataFrame, days: Sequence[date]) -> int:
+        """Replace the rows of exactly `days` by `frame` (rows of other days are refused), atomically."""
+        wanted = set(days)
+        if len(frame) and not set(pd.to_datetime(frame[table.date_column]).dt.date) <= wanted:
+            raise AispendError(f"{table.qualified_name}: rows outside the days the source answered for")
+        with self.connect() as con, _transaction(con, table):
+            con.execute(
+                f"DELETE FROM {table.qualified_name} WHERE {table.date_column} IN (SELECT unnest($days))",
+                {"days": sorted(wanted)},
+            )
+            _insert_frame(con, table, frame)
+        return len(frame)
+
     def replace_range_from_sql(self, table: Table, select_sql: str, start: date, end: date) -> int:
         """Replace days [start, end) of `table` by a SELECT (run inside the file, set-based)."""
         names = ", ".join(table.column_names)
