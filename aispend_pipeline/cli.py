@@ -22,9 +22,6 @@ def _error_names(cls: type[Exception]) -> set[str]:
     return {cls.__name__}.union(*(_error_names(sub) for sub in cls.__subclasses__()))
 
 
-OUR_ERRORS = _error_names(AispendError)
-
-
 def today_utc() -> date:
     return datetime.now(UTC).date()
 
@@ -71,13 +68,14 @@ def materialize(first: date, last: date, log_level: str = "INFO") -> tuple[bool,
 
 def failure_reason(result: dg.ExecuteInProcessResult) -> str:
     """One line: the pipeline's own error (source, day, what to do) if it raised one, else Dagster's."""
+    ours = _error_names(AispendError)  # now: subclasses defined by modules imported since
     for event in result.all_events:
         if not event.is_step_failure:
             continue
         error = event.step_failure_data.error
         first_message = error.message if error else "unknown error"
         while error is not None:
-            if error.cls_name in OUR_ERRORS:
+            if error.cls_name in ours:
                 message = error.message.strip().splitlines()[0]
                 return message.split(f"{error.cls_name}: ", 1)[-1]
             error = error.cause

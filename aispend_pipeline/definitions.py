@@ -2,17 +2,15 @@
 
 import dagster as dg
 
-from aispend_pipeline.defs.allocate import cost_line_items
-from aispend_pipeline.defs.marts import focus_cost_and_usage, team_daily_spend
-from aispend_pipeline.defs.normalise import RAW_ASSETS, line_items
 from aispend_pipeline.defs.resources import build_resources
+from aispend_pipeline.defs.run import aispend_run
 from aispend_pipeline.defs.schedules import daily_job, daily_schedule
 
 
 def build_definitions() -> dg.Definitions:
     """Definitions with resources read from the current environment (sources enabled by their keys)."""
     return dg.Definitions(
-        assets=[*RAW_ASSETS, line_items, cost_line_items, team_daily_spend, focus_cost_and_usage],
+        assets=[aispend_run],
         jobs=[daily_job],
         schedules=[daily_schedule],
         resources=build_resources(),

@@ -1,94 +1,89 @@
-"""`cost_line_items`: line items attributed to teams by the org mapping, in the analyst schema."""
+"""`cost_line_items`: line items attributed to teams by the org mapping, in the analyst schema.
 
+Blocking checks: every line is attributed once (split lines sum to it exactly) and every invoice month
+the run touched equals its invoice to the cent. A warning when too much spend has no team.
+"""
+
+from __future__ import annotations
+
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
-from dagster import AssetExecutionContext
 
-from aispend_pipeline.allocation.org_mapping import allocation_sql
-from aispend_pipeline.defs.asset_defaults import DAILY_ASSET
+from aispend_pipeline.allocation.org_mapping import ORG_MAPPING, allocation_sql, rules_frame
 from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
-from aispend_pipeline.defs.partitions import partition_dates
-from aispend_pipeline.reconciliation import unbalanced_allocations
+from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
+from aispend_pipeline.reconciliation import duplicate_keys, invoice_month_mismatches, unbalanced_allocations
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, UNALLOCATED_TEAM
+from aispend_pipeline.seed_files import read_manual_invoices, read_org_mapping
 from aispend_pipeline.settings import DEFAULT_UNALLOCATED_WARN_SHARE, unallocated_warn_share
+from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
 KEY = dg.AssetKey(["cost_line_items"])
 LINES_CHECK = "matches_line_items"
+UNIQUE_CHECK = "unique_cost_line_ids"
+INVOICE_CHECK = "invoice_months_match_invoices"
 UNALLOCATED_CHECK = "unallocated_share"
-
-
-@dg.asset(
-    key=KEY,
-    description=COST_LINE_ITEMS.description,
-    group_name="allocate",
-    deps=[dg.AssetKey(["staging", "line_items"])],
-    kinds={"sql", "duckdb"},
-    **DAILY_ASSET,
-    tags={"layer": "marts"},
-    code_version="1",
-    required_resource_keys={"warehouse", "seeds"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            LINES_CHECK,
-            asset=KEY,
-            blocking=True,
-            description="Every line item is attributed once: per line, attributed shares sum to its cost.",
-        ),
-        dg.AssetCheckSpec(
-            UNALLOCATED_CHECK,
-            asset=KEY,
-            description=(
-                "Warns when more than AISPEND_UNALLOCATED_WARN_SHARE "
-                f"(default {DEFAULT_UNALLOCATED_WARN_SHARE:.0%}) of spend has no team."
-            ),
-        ),
-    ],
+UNALLOCATED_DESCRIPTION = (
+    f"Warns when more than AISPEND_UNALLOCATED_WARN_SHARE (default {DEFAULT_UNALLOCATED_WARN_SHARE:.0%}) "
+    "of spend has no team."
 )
-def cost_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
-    start, end = partition_dates(context)
-    warehouse = context.resources.warehouse.warehouse()
-    seeds_dir = Path(context.resources.seeds.seeds_dir).resolve()
-    if not seeds_dir.is_dir():
-        context.log.warning(
-            f"seeds directory {seeds_dir} does not exist: no mapping rules, so every line is 'unallocated'; "
-            "set AISPEND_SEEDS_DIR"
-        )
-    rule_count = context.resources.seeds.load_org_mapping(warehouse)
+
+
+def build_cost_line_items(warehouse: DuckDBWarehouse, seeds_dir: Path, start: date, end: date) -> StepOutcome:
+    """Snapshot the org mapping into the run's copy and attribute days [start, end) of line items."""
+    rules = read_org_mapping(seeds_dir)
+    warehouse.replace_table(ORG_MAPPING, rules_frame(rules))
     warehouse.replace_range_from_sql(COST_LINE_ITEMS, allocation_sql(), start, end)
     rows, total = stored_summary(warehouse, COST_LINE_ITEMS, start, end)
-    params = {"start": start, "end": end}
     unallocated = Decimal(
         warehouse.rows(
             f"SELECT coalesce(sum(cost_usd), 0) FROM {COST_LINE_ITEMS.qualified_name} "
             f"WHERE usage_date >= $start AND usage_date < $end AND team = '{UNALLOCATED_TEAM}'",
-            params,
+            {"start": start, "end": end},
         )[0][0]
     )
     share = (unallocated / total) if total else Decimal(0)
     unbalanced = unbalanced_allocations(warehouse, start, end)
-    return dg.MaterializeResult(
-        metadata={
+    duplicates = duplicate_keys(warehouse, COST_LINE_ITEMS, start, end)
+    invoices = invoice_month_mismatches(warehouse, read_manual_invoices(seeds_dir), start, end)
+    return StepOutcome(
+        KEY,
+        {
             "dagster/row_count": rows,
             "total_usd": usd(total),
             "unallocated_usd": usd(unallocated),
             "unallocated_share": dg.MetadataValue.text(f"{share:.4%}"),
-            "org_mapping_rules": rule_count,
+            "org_mapping_rules": len(rules),
             "seeds_dir": dg.MetadataValue.path(str(seeds_dir)),
             **range_metadata(start, end),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=LINES_CHECK,
-                passed=not unbalanced,
-                metadata={"unbalanced_lines": len(unbalanced), "first": str(unbalanced[:3])},
+        [
+            CheckOutcome(
+                LINES_CHECK,
+                not unbalanced,
+                {"unbalanced_lines": len(unbalanced), "first": str(unbalanced[:3])},
+                blocking=True,
             ),
-            dg.AssetCheckResult(
-                check_name=UNALLOCATED_CHECK,
-                passed=share <= unallocated_warn_share(),
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"unallocated_usd": usd(unallocated), "share": dg.MetadataValue.text(f"{share:.4%}")},
+            CheckOutcome(
+                UNIQUE_CHECK,
+                not duplicates,
+                {"duplicate_ids": len(duplicates), "first": str(duplicates[:3])},
+                blocking=True,
+            ),
+            CheckOutcome(
+                INVOICE_CHECK,
+                not invoices,
+                {"mismatched_invoice_months": len(invoices), "first": str(invoices[:3])},
+                blocking=True,
+            ),
+            CheckOutcome(
+                UNALLOCATED_CHECK,
+                share <= unallocated_warn_share(),
+                {"unallocated_usd": usd(unallocated), "share": dg.MetadataValue.text(f"{share:.4%}")},
+                warn=True,
             ),
         ],
     )

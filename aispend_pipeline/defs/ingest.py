@@ -1,94 +1,165 @@
-"""Raw pulls: one daily-partitioned asset per source, built from the source registry.
+"""Raw pulls: every source fetched for the run's range, concurrently, each failure kept to its source.
 
-A backfill of any range is one run: the asset receives the whole range and the source's client
-fetches it in as few requests as the provider's page size allows. The range is replaced in one
-transaction, so re-running changes nothing and a failure leaves the stored days as they were.
+A source's client fetches the whole range in as few requests as the provider's page size allows.
+A failing source is reported (source, days, what to check) while the others go on; it stores nothing,
+so its stored days stay exactly as they were. Only the days the answer covers are replaced.
 """
 
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import dagster as dg
-from dagster import AssetExecutionContext
 
+from aispend_pipeline.core.days import days_between
 from aispend_pipeline.core.money import parse_money
-from aispend_pipeline.defs.asset_defaults import DAILY_ASSET
-from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
-from aispend_pipeline.defs.partitions import partition_dates
+from aispend_pipeline.defs.metadata import days_summary, days_text, usd
+from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
+from aispend_pipeline.errors import AispendError
 from aispend_pipeline.schemas.validation import validate
-from aispend_pipeline.sources.base import Source, SourceResource
-from aispend_pipeline.sources.registry import SOURCES
+from aispend_pipeline.sources.base import RawPull, Source, SourceResource
+from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
 TOTAL_CHECK = "stored_total_matches_source"
+FRESHNESS_CHECK = "data_is_fresh"
+FRESHNESS_LIMITS = {"daily": timedelta(hours=36), "monthly": timedelta(days=40)}
+MAX_PARALLEL_PULLS = 8
 
 
 def raw_asset_key(source: Source) -> dg.AssetKey:
     return dg.AssetKey([source.raw_table.schema, source.raw_table.name])
 
 
-def build_raw_asset(source: Source) -> dg.AssetsDefinition:
-    key = raw_asset_key(source)
-    money_column = source.money_column
+@dataclass
+class SourcePull:
+    """What one source's pull gave: a validated raw pull, "not configured", or the error that stopped it."""
 
-    @dg.asset(
-        key=key,
-        description=f"{source.title}: {source.raw_table.description}",
-        group_name="ingest",
-        kinds=set(source.kinds),
-        **DAILY_ASSET,
-        tags={"layer": "raw", "provider": source.name, "data_lag": source.data_lag},
-        required_resource_keys={source.resource_key, "warehouse"},
-        check_specs=[
-            dg.AssetCheckSpec(TOTAL_CHECK, asset=key, description="The stored total equals what the source returned.")
-        ],
-    )
-    def _raw(context: AssetExecutionContext) -> dg.MaterializeResult:
-        start, end = partition_dates(context)
-        resource: SourceResource = getattr(context.resources, source.resource_key)
-        warehouse = context.resources.warehouse.warehouse()
-        if not resource.is_configured:
-            context.log.info(f"{source.name}: {resource.not_configured_reason}; stored days left as they are")
-            return dg.MaterializeResult(
-                metadata={
-                    "status": resource.not_configured_reason,
-                    "dagster/row_count": 0,
-                    **range_metadata(start, end),
-                },
-                check_results=[
-                    dg.AssetCheckResult(check_name=TOTAL_CHECK, passed=True, metadata={"status": "not configured"})
-                ],
-            )
+    source: Source
+    status: str  # loaded, not configured, failed
+    pull: RawPull | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    reason: str = ""
+    metadata: dict[str, dg.MetadataValue] = field(default_factory=dict)
+
+
+def pull_sources(
+    sources: Sequence[tuple[Source, SourceResource]], start: date, end: date, log: Callable[[str], None]
+) -> list[SourcePull]:
+    """Pull every source for [start, end) at once (the providers answer in parallel)."""
+    if not sources:
+        return []
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_PULLS, len(sources))) as pool:
+        pulls = list(pool.map(lambda item: _pull_one(*item, start, end), sources))
+    for pulled in pulls:
+        log(f"{pulled.source.name}: {pulled.status}{': ' + pulled.error if pulled.error else ''}")
+    return pulls
+
+
+def _pull_one(source: Source, resource: SourceResource, start: date, end: date) -> SourcePull:
+    began = time.monotonic()
+    if not resource.is_configured:
+        return SourcePull(source, "not configured", reason=resource.not_configured_reason)
+    try:
         pull = resource.pull(start, end)
         frame = validate(source.raw_table, pull.frame, source.name)
-        source_total = sum((parse_money(v) for v in frame[money_column]), Decimal(0))
-        if pull.days is None:
-            warehouse.replace_range(source.raw_table, frame, start, end)
-        else:  # only the days the answer covers: older stored days stay as they are
-            warehouse.replace_days(source.raw_table, frame, sorted(d for d in pull.days if start <= d < end))
-        stored_rows, stored_total = stored_summary(warehouse, source.raw_table, start, end, money_column)
-        context.log.info(f"{source.name}: {stored_rows} rows, {source_total} USD, {pull.api_requests} API requests")
-        return dg.MaterializeResult(
-            metadata={
-                "status": "loaded",
-                "dagster/row_count": stored_rows,
-                "total_usd": usd(stored_total),
-                "api_requests": pull.api_requests,
-                **range_metadata(start, end),
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=TOTAL_CHECK,
-                    passed=stored_total == source_total and stored_rows == len(frame),
-                    metadata={
-                        "source_total_usd": usd(source_total),
-                        "stored_total_usd": usd(stored_total),
-                        "source_rows": len(frame),
-                        "stored_rows": stored_rows,
-                    },
-                )
+    except AispendError as exc:
+        return SourcePull(source, "failed", error=str(exc), seconds=time.monotonic() - began)
+    except Exception as exc:  # an unexpected client error still stays with its source
+        message = f"{source.name}: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return SourcePull(source, "failed", error=AispendError(message).args[0], seconds=time.monotonic() - began)
+    pull = RawPull(frame, pull.api_requests, pull.days, pull.rounding_usd)
+    return SourcePull(source, "loaded", pull=pull, seconds=time.monotonic() - began)
+
+
+def covered_days(pulled: SourcePull, start: date, end: date) -> list[date]:
+    """The days a loaded pull replaces: what the answer covers (every requested day by default)."""
+    assert pulled.pull is not None
+    return sorted(pulled.pull.days) if pulled.pull.days is not None else list(days_between(start, end))
+
+
+def store_pull(warehouse: DuckDBWarehouse, pulled: SourcePull, start: date, end: date) -> StepOutcome:
+    """Write a source's pull into the run's copy and say what was stored (checks included)."""
+    source, key = pulled.source, raw_asset_key(pulled.source)
+    warehouse.ensure_tables([source.raw_table])
+    if pulled.status == "not configured":
+        return StepOutcome(
+            key,
+            {"status": pulled.reason, "dagster/row_count": 0, **last_data(warehouse, source)},
+            [
+                CheckOutcome(TOTAL_CHECK, True, {"status": "not configured"}),
+                CheckOutcome(FRESHNESS_CHECK, True, {"status": "not configured"}),
             ],
         )
+    assert pulled.pull is not None
+    frame, days = pulled.pull.frame, covered_days(pulled, start, end)
+    money = source.money_column
+    source_total = sum((parse_money(v) for v in frame[money]), Decimal(0))
+    warehouse.replace_days(source.raw_table, frame, days)
+    stored_rows, stored_total = days_summary(warehouse, source.raw_table, days, money)
+    rounding = sum(pulled.pull.rounding_usd.values(), Decimal(0))
+    metadata = {
+        "status": "loaded",
+        "dagster/row_count": stored_rows,
+        "total_usd": usd(stored_total),
+        "api_requests": pulled.pull.api_requests,
+        "pull_seconds": round(pulled.seconds, 3),
+        "days_replaced": days_text(days),
+        "rounding_usd": usd(rounding),
+        **last_data(warehouse, source),
+    }
+    if rounding:
+        metadata["rounding_by_day"] = dg.MetadataValue.md(
+            "| day | rounded away (USD) |\n|---|---:|\n"
+            + "\n".join(f"| {d} | {v} |" for d, v in sorted(pulled.pull.rounding_usd.items()) if v)
+        )
+    return StepOutcome(
+        key,
+        metadata,
+        [
+            CheckOutcome(
+                TOTAL_CHECK,
+                stored_total == source_total and stored_rows == len(frame),
+                {
+                    "source_total_usd": usd(source_total),
+                    "stored_total_usd": usd(stored_total),
+                    "source_rows": len(frame),
+                    "stored_rows": stored_rows,
+                },
+                blocking=True,
+            ),
+            freshness(warehouse, source),
+        ],
+    )
 
-    return _raw
+
+def last_data(warehouse: DuckDBWarehouse, source: Source) -> dict[str, dg.MetadataValue]:
+    day = last_data_date(warehouse, source)
+    return {"last_data_date": dg.MetadataValue.text(str(day) if day else "none")}
 
 
-RAW_ASSETS = [build_raw_asset(source) for source in SOURCES]
+def last_data_date(warehouse: DuckDBWarehouse, source: Source) -> date | None:
+    table = source.raw_table
+    return warehouse.rows(f"SELECT max({table.date_column}) FROM {table.qualified_name}")[0][0]
+
+
+def freshness(warehouse: DuckDBWarehouse, source: Source, now: datetime | None = None) -> CheckOutcome:
+    """Daily sources should have data ending within ~36 hours, monthly (invoice) ones within ~40 days."""
+    now = now or datetime.now(UTC)
+    limit = FRESHNESS_LIMITS[source.data_lag]
+    last = last_data_date(warehouse, source)
+    if last is None:
+        return CheckOutcome(FRESHNESS_CHECK, False, {"last_data_date": "none", "limit": str(limit)}, warn=True)
+    data_end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+    age = now - data_end
+    return CheckOutcome(
+        FRESHNESS_CHECK,
+        age <= limit,
+        {"last_data_date": str(last), "age_hours": round(age.total_seconds() / 3600, 1), "limit": str(limit)},
+        warn=True,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -20,6 +21,25 @@ def usd(amount: Decimal | None) -> dg.MetadataValue:
 
 def range_metadata(start: date, end: date) -> dict[str, dg.MetadataValue]:
     return {"days": dg.MetadataValue.text(f"{start} .. {end - timedelta(days=1)} ({(end - start).days} days)")}
+
+
+def days_text(days: Sequence[date]) -> dg.MetadataValue:
+    """A sorted list of days as 'first .. last (n days)'."""
+    if not days:
+        return dg.MetadataValue.text("none")
+    return dg.MetadataValue.text(f"{min(days)} .. {max(days)} ({len(days)} days)")
+
+
+def days_summary(
+    warehouse: DuckDBWarehouse, table: Table, days: Sequence[date], money_column: str = "cost_usd"
+) -> tuple[int, Decimal]:
+    """Row count and exact total of `table` over exactly `days`."""
+    row = warehouse.rows(
+        f"SELECT count(*), coalesce(sum({money_column}), 0) FROM {table.qualified_name} "
+        f"WHERE {table.date_column} IN (SELECT unnest($days))",
+        {"days": sorted(days)},
+    )[0]
+    return int(row[0]), Decimal(row[1])
 
 
 def stored_summary(

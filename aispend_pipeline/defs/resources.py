@@ -6,24 +6,40 @@ the default, so a fresh machine runs with no configuration at all.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
-from aispend_pipeline.allocation.org_mapping import ORG_MAPPING, rules_frame
-from aispend_pipeline.seed_files import read_org_mapping
 from aispend_pipeline.settings import DEFAULT_DUCKDB_PATH, DEFAULT_SEEDS_DIR, env_or
 from aispend_pipeline.sources.registry import SOURCES
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
+from aispend_pipeline.warehouse.publish import publishing
 
 
-class WarehouseResource(dg.ConfigurableResource):
-    """The analyst DuckDB file (`AISPEND_DUCKDB_PATH`). The one place storage is chosen."""
+class WarehouseResource(DuckDBResource):
+    """The analyst DuckDB file (`AISPEND_DUCKDB_PATH`): the one place storage is chosen.
 
-    duckdb_path: str = DEFAULT_DUCKDB_PATH
+    Built on dagster-duckdb's `DuckDBResource` (`get_connection()` as Dagster users know it). A run
+    writes through `publishing()`, which builds the run's result aside and swaps it in at the end;
+    `reader()` reads the published file read-only, never blocking or blocked by a run.
+    """
 
-    def warehouse(self) -> DuckDBWarehouse:
-        return DuckDBWarehouse(self.duckdb_path)
+    database: str = DEFAULT_DUCKDB_PATH
+
+    @contextlib.contextmanager
+    def publishing(self, run_id: str) -> Iterator[DuckDBWarehouse]:
+        with publishing(self.database, run_id, self.connection_config) as warehouse:
+            yield warehouse
+
+    def reader(self) -> DuckDBWarehouse:
+        return DuckDBWarehouse(self.database, read_only=True)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.database)
 
 
 class SeedsResource(dg.ConfigurableResource):
@@ -31,17 +47,15 @@ class SeedsResource(dg.ConfigurableResource):
 
     seeds_dir: str = DEFAULT_SEEDS_DIR
 
-    def load_org_mapping(self, warehouse: DuckDBWarehouse) -> int:
-        """Parse org_mapping.csv (errors name file, line, field) and snapshot it into the warehouse."""
-        rules = read_org_mapping(Path(self.seeds_dir))
-        warehouse.replace_table(ORG_MAPPING, rules_frame(rules))
-        return len(rules)
+    @property
+    def path(self) -> Path:
+        return Path(self.seeds_dir).resolve()
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     """The warehouse, the seeds directory and one resource per registered source."""
     return {
-        "warehouse": WarehouseResource(duckdb_path=env_or("AISPEND_DUCKDB_PATH", DEFAULT_DUCKDB_PATH)),
+        "warehouse": WarehouseResource(database=env_or("AISPEND_DUCKDB_PATH", DEFAULT_DUCKDB_PATH)),
         "seeds": SeedsResource(seeds_dir=env_or("AISPEND_SEEDS_DIR", DEFAULT_SEEDS_DIR)),
         **{source.resource_key: source.build_resource() for source in SOURCES},
     }

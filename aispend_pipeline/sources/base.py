@@ -7,8 +7,8 @@ one line in `sources/registry.py`: the assets, the demo, the simulators and the 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -25,12 +25,14 @@ class RawPull:
     """Raw rows of a range of days, as the provider gave them (money as exact text).
 
     `days` are the days the answer covers: only those replace what is stored (None: every requested
-    day). A source whose API serves only recent days leaves older days out, so they stay as stored.
+    day). A source whose API serves only recent days leaves older days out, so they stay as stored; a
+    source may also answer for more days than asked (a manual invoice's whole month).
     """
 
     frame: pd.DataFrame
     api_requests: int = 0
     days: frozenset[date] | None = None
+    rounding_usd: Mapping[date, Decimal] = field(default_factory=dict)  # rounded away per day (half-even)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ class AdminKeySourceResource(SourceResource):
     def pull(self, start: date, end: date) -> RawPull:
         client = self.client_class(self.admin_key or "", self.base_url)
         lines = client.daily_costs(start, end)
-        return RawPull(frame_from_records(lines, self.raw_table, self.key_columns), client.request_count)
+        frame = frame_from_records(lines, self.raw_table, self.key_columns)
+        return RawPull(frame, client.request_count, rounding_usd=dict(client.rounding_usd))
 
 
 def raw_frame(rows: list[dict[str, Any]], table: Table, key_columns: tuple[str, ...]) -> pd.DataFrame:

@@ -1,7 +1,8 @@
-"""The DuckDB file analysts query: short-lived connections, one transaction per partition write.
+"""A DuckDB database: tables replaced a range of days at a time, inside one transaction each.
 
-A range of days is replaced as a whole inside one transaction (delete, then insert), so a failed or
-killed write leaves the previous rows in place and re-running a range changes nothing.
+A `DuckDBWarehouse` is either bound to one open connection (a run's working copy, see `publish.py`)
+or opens a short-lived connection per call (reading the published file, read-only by default).
+A range of days is replaced as a whole (delete, then insert), so re-running a range changes nothing.
 """
 
 from __future__ import annotations
@@ -19,23 +20,35 @@ import pandas as pd
 from aispend_pipeline.errors import AispendError
 from aispend_pipeline.schemas.table import Table
 
-LOCK_WAIT_SECONDS = 60.0
+LOCK_WAIT_SECONDS = 5.0
 
 
 class DuckDBWarehouse:
-    def __init__(self, path: str | Path, lock_wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        lock_wait_seconds: float = LOCK_WAIT_SECONDS,
+        *,
+        connection: duckdb.DuckDBPyConnection | None = None,
+        read_only: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.lock_wait_seconds = lock_wait_seconds
+        self.connection = connection
+        self.read_only = read_only
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection, waiting (bounded) while another process holds the file's lock."""
+        """The bound connection, or a new read-write one (waiting, bounded, for another writer's lock)."""
+        if self.connection is not None:
+            yield self.connection
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_wait_seconds
         delay = 0.1
         while True:
             try:
-                connection = duckdb.connect(str(self.path))
+                connection = duckdb.connect(str(self.path), read_only=self.read_only)
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:

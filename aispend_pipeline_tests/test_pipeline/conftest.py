@@ -32,6 +32,11 @@ class Pipeline:
     seeds_dir: Path
     monkeypatch: pytest.MonkeyPatch
 
+    @property
+    def writer(self) -> DuckDBWarehouse:
+        """A read-write connection to the published file (to tamper with it between runs)."""
+        return DuckDBWarehouse(self.db.path)
+
     def run(self, first: date, last: date) -> tuple[bool, str]:
         return materialize(first, last, log_level="ERROR")
 
@@ -57,4 +62,4 @@ def pipeline(tmp_path: Path, sims: RunningSimulators, monkeypatch: pytest.Monkey
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AISPEND_DUCKDB_PATH", str(tmp_path / "data" / "aispend.duckdb"))
     monkeypatch.setenv("AISPEND_SEEDS_DIR", str(seeds_dir))
-    yield Pipeline(sims, DuckDBWarehouse(tmp_path / "data" / "aispend.duckdb"), seeds_dir, monkeypatch)
+    yield Pipeline(sims, DuckDBWarehouse(tmp_path / "data" / "aispend.duckdb", read_only=True), seeds_dir, monkeypatch)

@@ -55,7 +55,7 @@ def test_a_clean_run_reconciles_everywhere(loaded):
     ],
 )
 def test_each_check_detects_tampering_in_its_layer(loaded, tamper, detector, expected_key):
-    loaded.db.execute(tamper)
+    loaded.writer.execute(tamper)
     found = detector(loaded.db, FIRST, END)
     assert len(found) == 1
     if expected_key:

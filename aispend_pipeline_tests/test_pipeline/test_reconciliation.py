@@ -118,7 +118,8 @@ def test_focus_periods_are_utc_midnights_on_a_machine_in_another_zone(pipeline, 
         with duckdb.connect(str(pipeline.db.path), read_only=True) as analyst:
             assert analyst.execute("SELECT current_setting('TimeZone')").fetchone() == ("America/New_York",)
             rows = analyst.execute(
-                "SELECT DISTINCT epoch(ChargePeriodStart), epoch(ChargePeriodEnd) FROM focus_cost_and_usage"
+                "SELECT DISTINCT epoch(ChargePeriodStart), epoch(ChargePeriodEnd) FROM focus_cost_and_usage "
+                "WHERE x_CostSource = 'billed'"
             ).fetchall()
         midnight = datetime(2026, 10, 1, tzinfo=UTC).timestamp()
         assert rows == [(midnight, midnight + 86400)]

@@ -39,9 +39,8 @@ RAW_TABLE = Table(
 
 NORMALISE_SQL = """
 SELECT
-    md5(concat_ws('|', 'anthropic', usage_date, coalesce(workspace_id, ''), coalesce(description, ''),
-        coalesce(cost_type, ''), coalesce(model, ''), coalesce(service_tier, ''), coalesce(token_type, ''),
-        coalesce(context_window, ''), line_ordinal)) AS line_id,
+    md5(to_json(['anthropic', CAST(usage_date AS VARCHAR), workspace_id, description, cost_type, model,
+        service_tier, token_type, context_window, CAST(line_ordinal AS VARCHAR)])) AS line_id,
     usage_date,
     'anthropic' AS provider,
     'Claude API' AS service,

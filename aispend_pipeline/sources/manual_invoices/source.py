@@ -45,8 +45,8 @@ RAW_TABLE = Table(
 
 NORMALISE_SQL = """
 SELECT
-    md5(concat_ws('|', provider, usage_date, invoice_month, service, coalesce(team, ''), charge_category,
-        line_ordinal)) AS line_id,
+    md5(to_json(['invoice', provider, CAST(usage_date AS VARCHAR), invoice_month, service, team, charge_category,
+        CAST(line_ordinal AS VARCHAR)])) AS line_id,
     usage_date,
     provider,
     service,
@@ -68,9 +68,18 @@ class ManualInvoicesResource(SourceResource):
     seeds_dir: str = DEFAULT_SEEDS_DIR
 
     def pull(self, start: date, end: date) -> RawPull:
+        """Whole months, whatever the range: an invoice's month is always written (and replaced) whole."""
+        first, after = whole_months(start, end)
         invoices = read_manual_invoices(Path(self.seeds_dir))
-        rows = [row for invoice in invoices for row in invoice_days(invoice) if start <= row["usage_date"] < end]
-        return RawPull(raw_frame(rows, RAW_TABLE, KEY_COLUMNS))
+        rows = [row for invoice in invoices for row in invoice_days(invoice) if first <= row["usage_date"] < after]
+        return RawPull(raw_frame(rows, RAW_TABLE, KEY_COLUMNS), days=frozenset(days_between(first, after)))
+
+
+def whole_months(start: date, end: date) -> tuple[date, date]:
+    """[first day of start's month, first day of the month after the last day of [start, end))."""
+    last = end - timedelta(days=1)
+    after = date(last.year + last.month // 12, last.month % 12 + 1, 1)
+    return start.replace(day=1), after
 
 
 def invoice_days(invoice: ManualInvoice) -> list[dict[str, object]]:

@@ -27,7 +27,7 @@ RAW_TABLE = Table(
 
 NORMALISE_SQL = """
 SELECT
-    md5(concat_ws('|', 'openai', usage_date, coalesce(project_id, ''), coalesce(line_item, ''), line_ordinal))
+    md5(to_json(['openai', CAST(usage_date AS VARCHAR), project_id, line_item, CAST(line_ordinal AS VARCHAR)]))
         AS line_id,
     usage_date,
     'openai' AS provider,

@@ -1,0 +1,231 @@
+"""The run as one step: pull every source, normalise, attribute, roll up, check, then publish once.
+
+Every asset of the pipeline is a spec of this one multi-asset, so that a run (one day, the scheduled
+window or a year's backfill) is published as a whole: the tables are built in a working copy of the
+DuckDB file (`warehouse/publish.py`), the blocking checks run on that copy, and only if they pass is
+the copy swapped in. A failing source stores nothing and fails the run after the other sources were
+published; its stored days stay as they were. Selecting a subset of the assets runs only their parts.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from aispend_pipeline.defs import allocate, marts, normalise
+from aispend_pipeline.defs.asset_defaults import OWNERS
+from aispend_pipeline.defs.ingest import (
+    FRESHNESS_CHECK,
+    TOTAL_CHECK,
+    SourcePull,
+    covered_days,
+    pull_sources,
+    raw_asset_key,
+    store_pull,
+)
+from aispend_pipeline.defs.outcome import StepOutcome
+from aispend_pipeline.defs.partitions import daily_partitions, partition_dates, single_run_backfill
+from aispend_pipeline.defs.resources import SeedsResource, WarehouseResource
+from aispend_pipeline.errors import AispendError
+from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, LINE_ITEMS, TEAM_DAILY_SPEND
+from aispend_pipeline.settings import validate_settings
+from aispend_pipeline.sources.base import Source, SourceResource
+from aispend_pipeline.sources.registry import SOURCES
+
+
+class SourcesFailed(AispendError):
+    """One or more sources failed; the others were published."""
+
+
+class BlockingCheckFailed(AispendError):
+    """A blocking check failed on the run's copy, so nothing was published."""
+
+    def __init__(self, message: str, outcomes: list[StepOutcome]) -> None:
+        super().__init__(message)
+        self.outcomes = outcomes
+
+
+def _spec(key: dg.AssetKey, description: str, group: str, kinds: set[str], deps: list[dg.AssetKey], **tags: str):
+    return dg.AssetSpec(
+        key,
+        description=description,
+        group_name=group,
+        kinds=kinds,
+        deps=deps,
+        owners=OWNERS,
+        tags=tags,
+        skippable=True,
+    )
+
+
+RAW_KEYS = [raw_asset_key(s) for s in SOURCES]
+SPECS = [
+    *(
+        _spec(
+            raw_asset_key(s),
+            f"{s.title}: {s.raw_table.description}",
+            "ingest",
+            set(s.kinds),
+            [],
+            layer="raw",
+            provider=s.name,
+            data_lag=s.data_lag,
+        )
+        for s in SOURCES
+    ),
+    _spec(normalise.KEY, LINE_ITEMS.description, "normalise", {"pandas", "duckdb"}, RAW_KEYS, layer="staging"),
+    _spec(allocate.KEY, COST_LINE_ITEMS.description, "allocate", {"sql", "duckdb"}, [normalise.KEY], layer="marts"),
+    _spec(marts.ROLLUP_KEY, TEAM_DAILY_SPEND.description, "marts", {"sql", "duckdb"}, [allocate.KEY], layer="marts"),
+    _spec(
+        marts.FOCUS_KEY,
+        "cost_line_items under FOCUS 1.0 column names (custom columns x_*), as a view.",
+        "marts",
+        {"sql", "duckdb"},
+        [allocate.KEY],
+        layer="marts",
+    ),
+]
+CHECK_SPECS = [
+    *(
+        check
+        for key in RAW_KEYS
+        for check in (
+            dg.AssetCheckSpec(
+                TOTAL_CHECK, asset=key, blocking=True, description="Stored total = what the source sent."
+            ),
+            dg.AssetCheckSpec(
+                FRESHNESS_CHECK,
+                asset=key,
+                description="Data ends within ~36 hours (daily sources) or ~40 days (monthly invoices).",
+            ),
+        )
+    ),
+    dg.AssetCheckSpec(
+        normalise.RAW_CHECK,
+        asset=normalise.KEY,
+        blocking=True,
+        description="Per provider and day, line items total exactly what the raw tables hold.",
+    ),
+    dg.AssetCheckSpec(normalise.UNIQUE_CHECK, asset=normalise.KEY, blocking=True, description="line_id is unique."),
+    dg.AssetCheckSpec(
+        allocate.LINES_CHECK,
+        asset=allocate.KEY,
+        blocking=True,
+        description="Every line item is attributed once: per line, attributed shares sum to its cost.",
+    ),
+    dg.AssetCheckSpec(allocate.UNIQUE_CHECK, asset=allocate.KEY, blocking=True, description="cost_line_id is unique."),
+    dg.AssetCheckSpec(
+        allocate.INVOICE_CHECK,
+        asset=allocate.KEY,
+        blocking=True,
+        description="Each invoice month the run touched sums exactly to its invoices, whatever days the run covered.",
+    ),
+    dg.AssetCheckSpec(allocate.UNALLOCATED_CHECK, asset=allocate.KEY, description=allocate.UNALLOCATED_DESCRIPTION),
+    dg.AssetCheckSpec(
+        marts.RECONCILE_CHECK,
+        asset=marts.ROLLUP_KEY,
+        blocking=True,
+        description="Per day, the rollup equals cost_line_items exactly (to the cent and beyond).",
+    ),
+]
+
+
+@dataclass
+class RunResult:
+    outcomes: list[StepOutcome]
+    failed: list[SourcePull]
+
+
+def transform_window(start: date, end: date, pulls: list[SourcePull]) -> tuple[date, date]:
+    """The days the transforms rebuild: the run's range, widened to every day a source replaced."""
+    days = [day for p in pulls if p.status == "loaded" for day in covered_days(p, start, end)]
+    return min([start, *days]), max([end, *(d + timedelta(days=1) for d in days)])
+
+
+def run_pipeline(
+    warehouse: WarehouseResource,
+    seeds: SeedsResource,
+    sources: list[tuple[Source, SourceResource]],
+    selected: set[dg.AssetKey],
+    start: date,
+    end: date,
+    run_id: str,
+    log: Callable[[str], None],
+) -> RunResult:
+    """Everything a run does, in order; publishes once, or raises and publishes nothing."""
+    validate_settings()
+    pulls = pull_sources(sources, start, end, log)
+    with warehouse.publishing(run_id) as building:
+        outcomes = [store_pull(building, p, start, end) for p in pulls if p.status != "failed"]
+        first, after = transform_window(start, end, pulls)
+        if normalise.KEY in selected:
+            outcomes.append(normalise.build_line_items(building, first, after))
+        if allocate.KEY in selected:
+            outcomes.append(allocate.build_cost_line_items(building, seeds.path, first, after))
+        if marts.ROLLUP_KEY in selected:
+            outcomes.append(marts.build_team_daily_spend(building, first, after))
+        if marts.FOCUS_KEY in selected:
+            outcomes.append(marts.build_focus_view(building, first, after))
+        failed_checks = [(o.key, c) for o in outcomes for c in o.failed_blocking_checks()]
+        if failed_checks:
+            key, check = failed_checks[0]
+            raise BlockingCheckFailed(
+                f"blocking check {check.name} on {key.to_user_string()} failed ({_first_detail(check.metadata)}); "
+                f"nothing was published, the tables are as before the run",
+                outcomes,
+            )
+    log(f"published {warehouse.database} for {first} .. {after - timedelta(days=1)}")
+    return RunResult(outcomes, [p for p in pulls if p.status == "failed"])
+
+
+def _first_detail(metadata: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in list(metadata.items())[:2])
+
+
+def _results(context: dg.AssetExecutionContext, outcome: StepOutcome, materialize: bool) -> Iterator:
+    selected_checks = context.selected_asset_check_keys
+    if materialize:
+        yield dg.MaterializeResult(asset_key=outcome.key, metadata=outcome.metadata)
+    for check in outcome.checks:
+        if dg.AssetCheckKey(outcome.key, check.name) in selected_checks:
+            yield check.result(outcome.key)
+
+
+@dg.multi_asset(
+    name="aispend_run",
+    specs=SPECS,
+    check_specs=CHECK_SPECS,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
+    can_subset=True,
+    required_resource_keys={"warehouse", "seeds", *(s.resource_key for s in SOURCES)},
+)
+def aispend_run(context: AssetExecutionContext) -> Iterator:
+    start, end = partition_dates(context)
+    selected = set(context.selected_asset_keys)
+    sources = [(s, getattr(context.resources, s.resource_key)) for s in SOURCES if raw_asset_key(s) in selected]
+    try:
+        result = run_pipeline(
+            context.resources.warehouse,
+            context.resources.seeds,
+            sources,
+            selected,
+            start,
+            end,
+            context.run_id,
+            context.log.info,
+        )
+    except BlockingCheckFailed as exc:
+        for outcome in exc.outcomes:
+            yield from _results(context, outcome, materialize=False)
+        raise
+    for outcome in result.outcomes:
+        yield from _results(context, outcome, materialize=True)
+    if result.failed:
+        others = len(sources) - len(result.failed)
+        raise SourcesFailed(
+            "; ".join(p.error or p.source.name for p in result.failed)
+            + f" (stored days of the failed source(s) kept; {others} other source(s) published)"
+        )
