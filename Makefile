@@ -23,7 +23,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/pipeline_benchmark.py
 
 ui: $(STAMP)
-	DAGSTER_HOME=$(CURDIR) $(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$$($(BIN)/python -m aispend_pipeline.instance) $(BIN)/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) data .dagster

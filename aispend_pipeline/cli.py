@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -45,24 +44,33 @@ def check_range(first: date, last: date) -> str | None:
     return None
 
 
-def materialize(first: date, last: date, log_level: str = "INFO") -> tuple[bool, str]:
-    """Run every asset for the days first..last (inclusive) as one Dagster run: (success, reason)."""
+def materialize(
+    first: date, last: date, log_level: str = "CRITICAL", instance: dg.DagsterInstance | None = None
+) -> tuple[bool, str]:
+    """Run every asset for the days first..last (inclusive) as one Dagster run: (success, reason).
+
+    The run is recorded in the persistent instance (`DAGSTER_HOME`, default ./.dagster), so it shows in
+    the UI's run history and partition status. Dagster's own log lines are shown from `log_level` up.
+    """
     import dagster as dg
 
     from aispend_pipeline.definitions import build_definitions
     from aispend_pipeline.defs.schedules import range_tags
+    from aispend_pipeline.instance import ensure_dagster_home
 
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    result = (
-        build_definitions()
-        .resolve_job_def(JOB_NAME)
-        .execute_in_process(
-            instance=instance,
-            tags=range_tags(first, last),
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            raise_on_error=False,
+    if instance is None:
+        ensure_dagster_home()
+    with instance or dg.DagsterInstance.get() as instance:
+        result = (
+            build_definitions()
+            .resolve_job_def(JOB_NAME)
+            .execute_in_process(
+                instance=instance,
+                tags=range_tags(first, last),
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+                raise_on_error=False,
+            )
         )
-    )
     return result.success, "" if result.success else failure_reason(result)
 
 
@@ -100,7 +108,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     if problem:
         print(f"aispend: {problem}", file=sys.stderr)
         return 2
-    ok, reason = materialize(first, last)
+    ok, reason = materialize(first, last, log_level="INFO" if args.verbose else "CRITICAL")
     if not ok:
         print(f"aispend: materialize {first}..{last} failed: {reason}", file=sys.stderr)
         return 1
@@ -120,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("materialize", help="materialise every asset for a range of days as one run")
     run.add_argument("--start", type=_day, help="first day, YYYY-MM-DD (default: the scheduled window)")
     run.add_argument("--end", type=_day, help="last day, inclusive")
+    run.add_argument("--verbose", action="store_true", help="show Dagster's log and tracebacks")
     run.set_defaults(handler=cmd_materialize)
     demo = commands.add_parser("demo", help="run the whole pipeline against bundled local simulators")
     demo.add_argument("--days", type=int, default=60, help="days ending yesterday (default 60)")

@@ -44,6 +44,14 @@ def last_60_days() -> tuple[date, date]:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def test_dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs made by tests go to a throwaway instance, never to ./.dagster of the checkout."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(tmp_path_factory.mktemp("dagster_home")))
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def no_cloud_metadata_probes() -> Iterator[None]:
     """Any SDK that looks for cloud credentials must fail fast, never probe 169.254.169.254."""
     with pytest.MonkeyPatch.context() as patch:

@@ -25,7 +25,12 @@ def range_tags(first: date, last: date) -> dict[str, str]:
     }
 
 
-@dg.schedule(job=daily_job, cron_schedule="0 6 * * *", execution_timezone="UTC")
+@dg.schedule(
+    job=daily_job,
+    cron_schedule="0 6 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,  # runs as soon as the daemon does
+)
 def daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """At 06:00 UTC: yesterday and the AISPEND_RESTATEMENT_DAYS days before it, in one run."""
     first, last = scheduled_window(context.scheduled_execution_time.date(), restatement_days())

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from aispend_pipeline.cli import materialize
@@ -38,7 +39,9 @@ class Pipeline:
         return DuckDBWarehouse(self.db.path)
 
     def run(self, first: date, last: date) -> tuple[bool, str]:
-        return materialize(first, last, log_level="ERROR")
+        """`aispend materialize` for first..last (an in-memory Dagster instance: the persistent one that
+        the command line uses by default is exercised by the command-line tests)."""
+        return materialize(first, last, log_level="ERROR", instance=dg.DagsterInstance.ephemeral())
 
     def write_seed(self, name: str, text: str) -> None:
         (self.seeds_dir / name).write_text(text.strip() + "\n")
@@ -62,4 +65,5 @@ def pipeline(tmp_path: Path, sims: RunningSimulators, monkeypatch: pytest.Monkey
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AISPEND_DUCKDB_PATH", str(tmp_path / "data" / "aispend.duckdb"))
     monkeypatch.setenv("AISPEND_SEEDS_DIR", str(seeds_dir))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     yield Pipeline(sims, DuckDBWarehouse(tmp_path / "data" / "aispend.duckdb", read_only=True), seeds_dir, monkeypatch)

@@ -1,0 +1,30 @@
+"""The persistent Dagster instance every entry point shares, so any run shows in the UI's history.
+
+`DAGSTER_HOME` when set; otherwise `.dagster` in the working directory (beside `data/` and `seeds/`).
+The instance settings (`dagster.yaml`: run queue, run monitoring, retention) are copied there once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+DEFAULT_DAGSTER_HOME = ".dagster"
+TEMPLATE = Path(__file__).with_name("dagster.yaml")
+
+
+def ensure_dagster_home() -> Path:
+    """The instance directory (created, with its dagster.yaml), exported as DAGSTER_HOME."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        shutil.copyfile(TEMPLATE, settings)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+if __name__ == "__main__":  # `python -m aispend_pipeline.instance`: print the directory (the Makefile's `ui`)
+    sys.stdout.write(f"{ensure_dagster_home()}\n")
