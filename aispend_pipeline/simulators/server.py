@@ -212,13 +212,16 @@ class _Handler(BaseHTTPRequestHandler):
             status, headers, body = 500, {}, self.server.sim.error_body(500, type(exc).__name__)
         raw = body if isinstance(body, bytes | str) else to_json(body)
         data = raw.encode() if isinstance(raw, str) else raw
-        self.send_response(status)
+        self.send_response_only(status)
+        self.send_header("Server", self.version_string())
+        # A simulator with a clock of its own (a configurable "today") sends its own Date header.
+        self.send_header("Date", headers.get("Date") or self.date_time_string())
         if status != 204:
             kind = "text/plain" if isinstance(body, bytes | str) else "application/json"
             self.send_header("Content-Type", headers.get("Content-Type", kind))
         self.send_header("Content-Length", str(0 if status == 204 else len(data)))
         for name, value in headers.items():
-            if name != "Content-Type":
+            if name not in ("Content-Type", "Date"):
                 self.send_header(name, value)
         self.end_headers()
         if status != 204:

@@ -1,0 +1,1 @@
+"""OpenRouter activity (management key): see README.md in this folder."""
