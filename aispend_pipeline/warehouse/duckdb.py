@@ -28,19 +28,24 @@ class DuckDBWarehouse:
         self.lock_wait_seconds = lock_wait_seconds
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection, waiting (bounded) while another process holds the file's lock."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection, waiting (bounded) while another process holds the file's write lock.
+
+        `read_only=True` never takes the write lock (readers share the file) and never creates it.
+        """
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_wait_seconds
         delay = 0.1
         while True:
             try:
-                connection = duckdb.connect(str(self.path))
+                connection = duckdb.connect(str(self.path), read_only=read_only)
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    purpose = "reading" if read_only else "writing"
                     raise AispendError(
-                        f"cannot open {self.path} for writing: {exc}. Close other sessions that hold it "
+                        f"cannot open {self.path} for {purpose}: {exc}. Close other sessions that hold it "
                         "(analysts can open it with read_only=True between runs)"
                     ) from None
                 time.sleep(delay)
