@@ -25,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 VALIDATOR = "focus-validator==1.0.0"
+LOCATE_SITE_PACKAGES = "import focus_validator, pathlib; print(pathlib.Path(focus_validator.__file__).parents[1])"
 # These five look for pre-1.0 column names (ResourceID, ChargeType, Provider, Publisher, InvoiceIssuer):
 # every FOCUS 1.0 file fails them. The project's own tests check the 1.0 columns they miss.
 PRE_1_0_RULES = frozenset(
@@ -48,7 +49,7 @@ def ensure_validator(venv: Path) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", VALIDATOR, "multimethod<2"], check=True)
     found = subprocess.run(
-        [str(python), "-c", "import focus_validator, os; print(os.path.dirname(os.path.dirname(focus_validator.__file__)))"],
+        [str(python), "-c", LOCATE_SITE_PACKAGES],
         check=True,
         capture_output=True,
         text=True,
