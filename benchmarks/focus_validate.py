@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venv", type=Path, default=REPO / ".focus-validator", help="the validator's own venv")
     parser.add_argument("--data-file", type=Path, help="validate this CSV instead of a fresh demo export")
     args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", message=r".*(is currently in beta|is currently in preview)")
     site_packages = ensure_validator(args.venv)
     with tempfile.TemporaryDirectory(prefix="focus-validate-") as tmp:
         workdir = Path(tmp)
