@@ -71,10 +71,6 @@ class FocusColumn:
     kind: str = "string"  # string | decimal | datetime | json
     introduced: str = "1.0"  # FOCUS version that defines it; "x" for custom columns
 
-    @property
-    def is_custom(self) -> bool:
-        return self.introduced == "x"
-
 
 def sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
@@ -137,7 +133,7 @@ def focus_columns(env: dict[str, str] | None = None) -> tuple[FocusColumn, ...]:
         FocusColumn("BillingPeriodEnd", utc("date_trunc('month', usage_date) + INTERVAL 1 MONTH"), "datetime"),
         FocusColumn("BillingPeriodStart", utc("date_trunc('month', usage_date)"), "datetime"),
         FocusColumn("ChargeCategory", "charge_category"),
-        FocusColumn("ChargeClass", none),  # restatements replace a day before it is invoiced: no corrections
+        FocusColumn("ChargeClass", none),  # a restated day replaces the stored day: rows are never deltas
         FocusColumn("ChargeDescription", "coalesce(charge_description, service)"),
         FocusColumn("ChargeFrequency", f"{frequency} ELSE 'One-Time' END"),
         FocusColumn("ChargePeriodEnd", utc("usage_date + INTERVAL 1 DAY"), "datetime"),
