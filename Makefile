@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test ui benchmark clean
+.PHONY: demo test ui benchmark focus-validate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,11 @@ test: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/pipeline_benchmark.py
 
+focus-validate: $(STAMP)
+	$(BIN)/python benchmarks/focus_validate.py
+
 ui: $(STAMP)
 	DAGSTER_HOME=$$($(BIN)/python -m aispend_pipeline.instance) $(BIN)/dagster dev -w workspace.yaml
 
 clean:
-	rm -rf $(VENV) data .dagster
+	rm -rf $(VENV) data .dagster .focus-validator

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -122,6 +123,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.days)
 
 
+def cmd_export_focus(args: argparse.Namespace) -> int:
+    """Write the FOCUS file; one line either way (rows and BilledCost total, or why not)."""
+    from pathlib import Path
+
+    from aispend_pipeline.export.focus import ExportError, export_focus
+    from aispend_pipeline.settings import DEFAULT_DUCKDB_PATH
+
+    days = []
+    for flag, value in (("--start", args.start), ("--end", args.end)):
+        try:
+            days.append(date.fromisoformat(value))
+        except ValueError:
+            print(f"aispend: {flag} {value!r} is not a day (YYYY-MM-DD); nothing was written", file=sys.stderr)
+            return 2
+    database = Path(os.environ.get("AISPEND_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
+    try:
+        done = export_focus(database, days[0], days[1], Path(args.output))
+    except ExportError as exc:
+        print(f"aispend: export focus failed: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"aispend: wrote {done.rows} FOCUS rows for {days[0]}..{days[1]} to {done.path} ({done.file_format}), "
+        f"BilledCost total {done.billed_cost:.2f} USD"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aispend", description="AI spend from every bill, attributed to teams.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the whole pipeline against bundled local simulators")
     demo.add_argument("--days", type=int, default=60, help="days ending yesterday (default 60)")
     demo.set_defaults(handler=cmd_demo)
+    export = commands.add_parser("export", help="write a dataset for other tools").add_subparsers(
+        dest="dataset", required=True
+    )
+    focus = export.add_parser("focus", help="the FOCUS dataset of a range of days (CSV, or Parquet for .parquet)")
+    focus.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    focus.add_argument("--end", required=True, help="last day, inclusive")
+    focus.add_argument("--output", required=True, help="file to write; Parquet when it ends in .parquet")
+    focus.set_defaults(handler=cmd_export_focus)
     return parser
 
 

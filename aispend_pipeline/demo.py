@@ -14,11 +14,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from aispend_pipeline.core.money import round_to_cent
+from aispend_pipeline.export.focus import export_focus
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, TEAM_DAILY_SPEND
 from aispend_pipeline.settings import DEFAULT_DUCKDB_PATH, DEFAULT_SEEDS_DIR
 from aispend_pipeline.simulators import start_simulators
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
+FOCUS_FILE = "aispend-focus.csv"  # written beside the DuckDB file
 EXAMPLE_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 # Never let an SDK look for cloud credentials on a metadata address while the demo runs.
 NO_METADATA_PROBES = {"AWS_EC2_METADATA_DISABLED": "true", "NO_GCE_CHECK": "true", "AZURE_TOKEN_CREDENTIALS": "dev"}
@@ -45,7 +47,9 @@ def run_demo(days: int) -> int:
         print(f"aispend demo: the pipeline failed: {reason}", file=sys.stderr)
         return 1
     database = Path(os.environ.get("AISPEND_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
-    print(summary(DuckDBWarehouse(database), first, last, requests, time.monotonic() - started))
+    print(summary(DuckDBWarehouse(database, read_only=True), first, last, requests, time.monotonic() - started))
+    focus = export_focus(database, first, last, database.parent / FOCUS_FILE)
+    print(f"  FOCUS file: {focus.path.resolve()}  ({focus.rows} rows; `aispend export focus` writes others)")
     return 0
 
 

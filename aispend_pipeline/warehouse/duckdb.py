@@ -43,7 +43,8 @@ class DuckDBWarehouse:
         if self.connection is not None:
             yield self.connection
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_wait_seconds
         delay = 0.1
         while True:
@@ -52,8 +53,9 @@ class DuckDBWarehouse:
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    purpose = "reading" if self.read_only else "writing"
                     raise AispendError(
-                        f"cannot open {self.path} for writing: {exc}. Close other sessions that hold it "
+                        f"cannot open {self.path} for {purpose}: {exc}. Close other sessions that hold it "
                         "(analysts can open it with read_only=True between runs)"
                     ) from None
                 time.sleep(delay)

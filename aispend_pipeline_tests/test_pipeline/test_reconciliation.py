@@ -58,7 +58,7 @@ def test_month_matches_simulator_totals_in_every_layer(pipeline):
         ),
         "focus": per_day(
             pipeline,
-            "SELECT lower(ProviderName), CAST(ChargePeriodStart AS DATE), sum(BilledCost) FROM focus_cost_and_usage "
+            "SELECT x_Provider, CAST(ChargePeriodStart AS DATE), sum(BilledCost) FROM focus_cost_and_usage "
             "WHERE CAST(ChargePeriodStart AS DATE) BETWEEN $first AND $last "
             "AND ProviderName IN ('OpenAI', 'Anthropic') GROUP BY 1, 2",
         ),

@@ -1,0 +1,1 @@
+"""Files the product writes for other tools: the FOCUS dataset."""
