@@ -153,3 +153,12 @@ def _unwritable(database: Path) -> str | None:
     if database.exists() and not os.access(database, os.W_OK):
         return "the file is read-only; choose a writable path"
     return None
+
+
+REPORT_FILE_NAME = "aispend-report.html"
+
+
+def report_path(duckdb_path: str | Path, env: Mapping[str, str] | None = None) -> Path:
+    """AISPEND_REPORT_PATH, else `aispend-report.html` beside the DuckDB file (relative to the cwd)."""
+    named = (os.environ if env is None else env).get("AISPEND_REPORT_PATH", "").strip()
+    return Path(named) if named else Path(duckdb_path).parent / REPORT_FILE_NAME
