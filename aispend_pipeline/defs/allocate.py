@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext
 
 from aispend_pipeline.allocation.org_mapping import allocation_sql
 from aispend_pipeline.defs.asset_defaults import DAILY_ASSET
-from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
+from aispend_pipeline.defs.metadata import range_metadata, stored_summary, table_metadata, usd
 from aispend_pipeline.defs.partitions import partition_dates
 from aispend_pipeline.reconciliation import unbalanced_allocations
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, UNALLOCATED_TEAM
@@ -77,6 +77,7 @@ def cost_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
             "org_mapping_rules": rule_count,
             "seeds_dir": dg.MetadataValue.path(str(seeds_dir)),
             **range_metadata(start, end),
+            **table_metadata(warehouse, COST_LINE_ITEMS, start, end, top_teams=True),
         },
         check_results=[
             dg.AssetCheckResult(

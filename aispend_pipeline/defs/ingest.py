@@ -12,7 +12,7 @@ from dagster import AssetExecutionContext
 
 from aispend_pipeline.core.money import parse_money
 from aispend_pipeline.defs.asset_defaults import DAILY_ASSET
-from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
+from aispend_pipeline.defs.metadata import range_metadata, stored_summary, table_metadata, usd
 from aispend_pipeline.defs.partitions import partition_dates
 from aispend_pipeline.schemas.validation import validate
 from aispend_pipeline.sources.base import Source, SourceResource
@@ -73,6 +73,7 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
                 "total_usd": usd(stored_total),
                 "api_requests": pull.api_requests,
                 **range_metadata(start, end),
+                **table_metadata(warehouse, source.raw_table, start, end, money_column),
             },
             check_results=[
                 dg.AssetCheckResult(

@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext
 
 from aispend_pipeline.defs.allocate import KEY as COST_LINE_ITEMS_KEY
 from aispend_pipeline.defs.asset_defaults import DAILY_ASSET
-from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
+from aispend_pipeline.defs.metadata import preview_markdown, range_metadata, stored_summary, table_metadata, usd
 from aispend_pipeline.defs.partitions import partition_dates
 from aispend_pipeline.marts.focus import FOCUS_VIEW, focus_view_sql, utc
 from aispend_pipeline.marts.team_daily_spend import TEAM_DAILY_SPEND_SQL
@@ -46,7 +46,12 @@ def team_daily_spend(context: AssetExecutionContext) -> dg.MaterializeResult:
     _, lines_total = stored_summary(warehouse, COST_LINE_ITEMS, start, end)
     mismatches = rollup_mismatches(warehouse, start, end)
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": rows, "total_usd": usd(total), **range_metadata(start, end)},
+        metadata={
+            "dagster/row_count": rows,
+            "total_usd": usd(total),
+            **range_metadata(start, end),
+            **table_metadata(warehouse, TEAM_DAILY_SPEND, start, end, top_teams=True),
+        },
         check_results=[
             dg.AssetCheckResult(
                 check_name=RECONCILE_CHECK,
@@ -73,11 +78,23 @@ def focus_cost_and_usage(context: AssetExecutionContext) -> dg.MaterializeResult
     warehouse = context.resources.warehouse.warehouse()
     warehouse.ensure_tables([COST_LINE_ITEMS])
     warehouse.execute(focus_view_sql())
+    in_range = f"ChargePeriodStart >= {utc('$start')} AND ChargePeriodStart < {utc('$end')}"
     rows, total = warehouse.rows(
-        f"SELECT count(*), coalesce(sum(BilledCost), 0) FROM {FOCUS_VIEW} "
-        f"WHERE ChargePeriodStart >= {utc('$start')} AND ChargePeriodStart < {utc('$end')}",
+        f"SELECT count(*), coalesce(sum(BilledCost), 0) FROM {FOCUS_VIEW} WHERE {in_range}",
         {"start": start, "end": end},
     )[0]
+    with warehouse.connect() as con:
+        preview = preview_markdown(
+            con,
+            "SELECT ChargePeriodStart, ProviderName, ServiceName, x_Model, x_Team, ChargeCategory, BilledCost "
+            f"FROM {FOCUS_VIEW} WHERE {in_range} ORDER BY ChargePeriodStart DESC, BilledCost DESC",
+            {"start": start, "end": end},
+        )
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": rows, "billed_cost_usd": usd(total), **range_metadata(start, end)}
+        metadata={
+            "dagster/row_count": rows,
+            "billed_cost_usd": usd(total),
+            **range_metadata(start, end),
+            "preview": preview,
+        }
     )

@@ -35,11 +35,6 @@ def stored_summary(
     return int(row[0]), Decimal(row[1])
 
 
-def totals_by_provider_markdown(warehouse: DuckDBWarehouse, table: Table, start: date, end: date) -> dg.MetadataValue:
-    with warehouse.connect() as con:
-        return by_provider_markdown(con, table, start, end)
-
-
 # Preview columns, where a table has them: what a reviewer checks first.
 PREVIEW_COLUMNS = ("usage_date", "provider", "service", "model", "team", "charge_category", "cost_usd", "amount_usd")
 

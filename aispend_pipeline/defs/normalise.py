@@ -13,7 +13,7 @@ from dagster import AssetExecutionContext
 
 from aispend_pipeline.defs.asset_defaults import DAILY_ASSET
 from aispend_pipeline.defs.ingest import RAW_ASSETS, raw_asset_key
-from aispend_pipeline.defs.metadata import range_metadata, stored_summary, totals_by_provider_markdown, usd
+from aispend_pipeline.defs.metadata import range_metadata, stored_summary, table_metadata, usd
 from aispend_pipeline.defs.partitions import partition_dates
 from aispend_pipeline.reconciliation import raw_vs_line_items
 from aispend_pipeline.schemas.line_items import LINE_ITEMS
@@ -64,7 +64,7 @@ def line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
         metadata={
             "dagster/row_count": rows,
             "total_usd": usd(total),
-            "by_provider": totals_by_provider_markdown(warehouse, LINE_ITEMS, start, end),
+            **table_metadata(warehouse, LINE_ITEMS, start, end),
             **range_metadata(start, end),
         },
         check_results=[

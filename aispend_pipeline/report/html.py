@@ -37,7 +37,8 @@ def cell(name: str, value: Any) -> str:
     if name.endswith("_pct") and isinstance(value, Decimal | float):
         return f'<td class="num">{Decimal(value):+.1f} %</td>'
     if isinstance(value, Decimal):
-        return f'<td class="num">{trimmed_money_text(value)}</td>'
+        shown = f"{value:,.0f}" if value == value.to_integral_value() else trimmed_money_text(value)
+        return f'<td class="num">{shown}</td>'
     if isinstance(value, float):
         return f'<td class="num">{value:.3g}</td>'
     if isinstance(value, int):

@@ -254,6 +254,12 @@ def render_report(con: duckdb.DuckDBPyConnection, as_of: date, days: int = REPOR
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.schema}")
         con.execute(table.ddl())
     first = as_of - timedelta(days=days - 1)
+    first_with_data = con.execute(
+        f"SELECT min(usage_date) FROM {SPEND} WHERE usage_date BETWEEN $first AND $last",
+        {"first": first, "last": as_of},
+    ).fetchone()
+    if first_with_data and first_with_data[0]:  # a shorter history: the window starts with the data
+        first = first_with_data[0]
     params = {"first": first, "last": as_of}
     figures = Figures()
     sections = [
@@ -274,7 +280,8 @@ def render_report(con: duckdb.DuckDBPyConnection, as_of: date, days: int = REPOR
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>AI spend report {first} .. {as_of}</title><style>{STYLE}</style></head><body>"
         f'<h1>AI spend</h1><p class="subtitle" id="window" data-first="{first}" data-last="{as_of}">'
-        f"{first} .. {as_of} ({days} UTC days) · generated {generated} · amounts in USD, exact on hover</p>"
+        f"{first} .. {as_of} ({(as_of - first).days + 1} UTC days) · generated {generated} · "
+        "amounts in USD, exact on hover</p>"
         f"<nav>{nav}</nav>{body}</body></html>"
     )
 
