@@ -161,3 +161,19 @@ def test_anomalies_and_unit_costs_appear_with_their_context_when_their_tables_ex
     assert row[7] == ", ".join(f"{c:,.2f}" for c in before), "the seven days before it, oldest first"
     assert page.tables["unit-costs"][1][:4] == ["2026-10", "search", "openai", "gpt-4.1"]
     assert page.exact_rows["unit-costs"][1] == ["12.345678"]
+
+
+def test_the_demo_writes_the_report_and_names_it_in_its_summary(pipeline, capsys):
+    import os
+
+    from aispend_pipeline.demo import run_demo
+
+    saved = dict(os.environ)
+    try:
+        assert run_demo(3) == 0
+    finally:  # the demo points the environment at its own simulators
+        os.environ.clear()
+        os.environ.update(saved)
+    report = (pipeline.db.path.parent / "aispend-report.html").resolve()
+    assert f"  report: {report}  (open it in a browser)" in capsys.readouterr().out.splitlines()
+    assert 'id="total-spend"' in report.read_text(encoding="utf-8")
