@@ -37,6 +37,29 @@ def test_an_empty_database_gives_a_whole_report_and_an_inventory_of_gaps(tmp_pat
     assert not list(tmp_path.glob(".*partial")), "written whole, no partial file left"
 
 
+def test_gaps_name_stale_and_missing_data() -> None:
+    """A configured daily source with no data for a month, and a vendor whose last invoice is old, are gaps."""
+    with duckdb.connect(":memory:") as con:
+        build_source_inventory(con, AS_OF, {})  # creates the tables it reads
+        con.execute(
+            "INSERT INTO main.cost_line_items (cost_line_id, line_id, usage_date, provider, service, charge_category, "
+            "cost_usd, data_lag, cost_source, team, allocation_method, allocation_share) VALUES "
+            "('a', 'a', '2026-11-05', 'openai', 'OpenAI API', 'Usage', 1.25, 'daily', 'billed', 'x', 'direct', 1), "
+            "('b', 'b', '2026-10-31', 'cursor', 'Cursor', 'Purchase', 80, 'monthly', 'invoice', 'x', 'direct', 1)"
+        )
+        configured = {s.name: True for s in SOURCES}
+        on_time = dict(build_source_inventory(con, date(2026, 11, 8), configured).gaps)
+        later = dict(build_source_inventory(con, date(2026, 12, 15), configured).gaps)
+        much_later = dict(build_source_inventory(con, date(2027, 1, 31), configured).gaps)
+    assert "openai" not in on_time and "cursor" not in on_time
+    assert later["openai"] == "no data in 30 days"
+    assert "cursor" not in later, "45 days after its last invoiced day a monthly vendor is still on time"
+    assert much_later["cursor"] == "last data 2026-10-31, 92 days ago; expected monthly"
+    assert much_later["anthropic"] == "no data up to 2027-01-31"
+    stale = dict(build_source_inventory(duckdb.connect(":memory:"), AS_OF, configured).gaps)
+    assert stale["openai"] == "no data up to 2026-11-30"
+
+
 def test_a_registered_source_takes_the_place_of_the_known_vendor_of_its_slug(monkeypatch) -> None:
     cursor_api = dataclasses.replace(OPENAI, name="cursor", title="Cursor Admin API", billing_model="seats")
     monkeypatch.setattr(source_inventory, "SOURCES", (*SOURCES, cursor_api))

@@ -72,24 +72,3 @@ def test_every_known_source_once_configured_from_the_environment_with_exact_30_d
     assert report.is_file(), "AISPEND_REPORT_PATH names where the report goes"
     assert not (pipeline.db.path.parent / "aispend-report.html").exists()
     assert "Acme Voice AI" in report.read_text()
-
-
-def test_gaps_name_stale_and_missing_data(pipeline):
-    """A configured daily source with no data for a month, and an old invoice, are gaps."""
-    import duckdb
-
-    from aispend_pipeline.marts.source_inventory import build_source_inventory
-
-    pipeline.write_seed("manual_invoices.csv", INVOICES)
-    ok, reason = pipeline.run(FIRST, LAST)
-    assert ok, reason
-    with duckdb.connect(str(pipeline.db.path)) as con:
-        later = build_source_inventory(con, LAST + timedelta(days=40), {s.name: True for s in SOURCES})
-    gaps = dict(later.gaps)
-    assert gaps["openai"] == "no data in 30 days"
-    assert "cursor" not in gaps, "45 days after its last invoiced day a monthly vendor is still on time"
-    with duckdb.connect(str(pipeline.db.path)) as con:
-        much_later = build_source_inventory(con, date(2027, 1, 31), {s.name: True for s in SOURCES})
-    assert dict(much_later.gaps)["cursor"] == "last data 2026-10-31, 92 days ago; expected monthly"
-    assert dict(much_later.gaps)["anthropic"] == "no data in 30 days"
-    assert later.rows == much_later.rows == len(SOURCES) + len(KNOWN_VENDORS) + 1
