@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import plotly.graph_objects as go
 
 from aispend_pipeline.marts.source_inventory import SOURCE_INVENTORY
 from aispend_pipeline.report.html import STYLE, Figures, horizontal_bars, stacked_bars, table_html, usd_html
@@ -29,6 +30,7 @@ from aispend_pipeline.schemas.line_items import (
 REPORT_DAYS = 90
 TOP_MODELS = 15
 TOP_UNMAPPED_KEYS = 20
+ANOMALY_CONTEXT_SERIES = 6
 ANOMALIES_TABLE = "main.spend_anomalies"
 UNIT_COSTS_TABLE = "main.unit_costs"
 SPEND = TEAM_DAILY_SPEND.qualified_name
@@ -148,7 +150,40 @@ def _week_over_week(con: duckdb.DuckDBPyConnection, last: date, figures: Figures
     return Section("wow", "Week over week, per team", body)
 
 
-def _anomalies(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> Section:
+def _anomaly_context(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> go.Figure:
+    """The daily spend of each flagged team and provider (the most recent few), flagged days marked."""
+    pairs = f"""
+        SELECT team, provider FROM {ANOMALIES_TABLE} WHERE is_anomaly AND {IN_WINDOW}
+        GROUP BY ALL ORDER BY max(usage_date) DESC, team, provider LIMIT {ANOMALY_CONTEXT_SERIES}
+    """
+    rows = con.execute(
+        f"""
+        SELECT t.team || ' / ' || t.provider, t.usage_date, CAST(t.cost_usd AS DOUBLE), coalesce(a.is_anomaly, false)
+        FROM {SPEND} t JOIN ({pairs}) USING (team, provider)
+        LEFT JOIN {ANOMALIES_TABLE} a USING (usage_date, team, provider)
+        WHERE t.{IN_WINDOW} ORDER BY 1, 2
+        """,
+        params,
+    ).fetchall()
+    figure = go.Figure()
+    for name in dict.fromkeys(r[0] for r in rows):
+        series = [r for r in rows if r[0] == name]
+        figure.add_trace(go.Scatter(x=[r[1] for r in series], y=[r[2] for r in series], name=name, mode="lines"))
+        flagged = [r for r in series if r[3]]
+        figure.add_trace(
+            go.Scatter(
+                x=[r[1] for r in flagged],
+                y=[r[2] for r in flagged],
+                name=f"{name}: flagged",
+                mode="markers",
+                marker={"size": 11, "symbol": "circle-open", "line": {"width": 2}},
+            )
+        )
+    figure.update_layout(title="Flagged team and provider series (daily USD)", yaxis_title="USD")
+    return figure
+
+
+def _anomalies(con: duckdb.DuckDBPyConnection, params: dict[str, Any], figures: Figures) -> Section:
     if not table_exists(con, ANOMALIES_TABLE):
         note = (
             f'<p class="note" id="anomalies-missing">No anomaly table ({ANOMALIES_TABLE}) in this DuckDB file yet: '
@@ -173,7 +208,8 @@ def _anomalies(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> Sectio
     if not rows:
         return Section("anomalies", "Anomalies", '<p class="note">No anomaly flagged in the window.</p>')
     intro = "<p>Each flagged day with what was expected, the 7 days before it and the whole day's spend.</p>"
-    return Section("anomalies", "Anomalies", intro + table_html(columns, rows, "anomalies"))
+    chart = figures.html(_anomaly_context(con, params), "anomaly-context")
+    return Section("anomalies", "Anomalies", intro + chart + table_html(columns, rows, "anomalies"))
 
 
 def _unallocated(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> Section:
@@ -267,7 +303,7 @@ def render_report(con: duckdb.DuckDBPyConnection, as_of: date, days: int = REPOR
         _daily(con, params, figures),
         _models(con, params, figures),
         _week_over_week(con, as_of, figures),
-        _anomalies(con, params),
+        _anomalies(con, params, figures),
         _unallocated(con, params),
         _inventory(con),
         _unit_costs(con),

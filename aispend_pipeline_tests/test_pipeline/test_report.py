@@ -156,7 +156,9 @@ def anomalies_and_unit_costs_appear_with_their_context_when_their_tables_exist(p
             "'gpt-4.1' AS model, 12.345678::DECIMAL(38, 12) AS cost_usd, 1000000::BIGINT AS tokens"
         )
         path = write_report(con, report, LAST)
-    page = parse(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    page = parse(text)
+    assert 'id="anomaly-context"' in text and f"{team} \\u002f {provider}: flagged" in text  # plotly escapes "/"
     (row,), (exact,) = page.tables["anomalies"][1:], page.exact_rows["anomalies"][1:]
     assert row[:3] == [str(spike), team, provider] and "robust z-score" in row[6]
     assert Decimal(exact[0]) == cost and Decimal(exact[1]) == Decimal("1.5")
