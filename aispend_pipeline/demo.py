@@ -16,7 +16,7 @@ from pathlib import Path
 from aispend_pipeline.core.money import round_to_cent
 from aispend_pipeline.export.focus import export_focus
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, TEAM_DAILY_SPEND
-from aispend_pipeline.settings import DEFAULT_DUCKDB_PATH, DEFAULT_SEEDS_DIR
+from aispend_pipeline.settings import DEFAULT_DUCKDB_PATH, DEFAULT_SEEDS_DIR, report_path
 from aispend_pipeline.simulators import start_simulators
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
@@ -87,5 +87,6 @@ def summary(warehouse: DuckDBWarehouse, first: date, last: date, requests: dict[
     lines += [
         f"  API requests: {', '.join(f'{k} {v}' for k, v in requests.items())}; wall time {seconds:.1f} s",
         f"  DuckDB file: {warehouse.path.resolve()}  (tables cost_line_items, team_daily_spend, focus_cost_and_usage)",
+        f"  report: {report_path(warehouse.path).resolve()}  (open it in a browser)",
     ]
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from pathlib import Path
 from aispend_pipeline.core.money import parse_money, round_to_cent
 from aispend_pipeline.errors import SeedError
 from aispend_pipeline.schemas.line_items import ALLOCATION_KEY_COLUMNS, CHARGE_CATEGORIES
+from aispend_pipeline.sources.manual_invoices.vendors import VENDOR_SLUGS
 
 ORG_MAPPING_FILE = "org_mapping.csv"
 MANUAL_INVOICES_FILE = "manual_invoices.csv"
@@ -54,27 +55,6 @@ DIMENSION_RANK: dict[str, int] = {
 }
 assert set(DIMENSION_RANK) == {*ALLOCATION_KEY_COLUMNS, "*"}
 
-# Vendors that also have an API source take that source's slug, so an invoice trues up its daily lines.
-VENDOR_SLUGS = {
-    "cursor": "cursor",
-    "windsurf": "windsurf",
-    "replicate": "replicate",
-    "groq": "groq",
-    "togetherai": "together",
-    "together": "together",
-    "fireworksai": "fireworks",
-    "fireworks": "fireworks",
-    "falai": "fal",
-    "fal": "fal",
-    "jetbrainsai": "jetbrains",
-    "jetbrains": "jetbrains",
-    "microsoft365copilot": "m365_copilot",
-    "m365copilot": "m365_copilot",
-    "openrouter": "openrouter",
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "githubcopilot": "github_copilot",
-}
 SLUG = re.compile(r"^[a-z0-9_]+$")
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")

@@ -110,6 +110,10 @@ def settings_problems(env: Mapping[str, str] | None = None) -> list[str]:
     problem = _unwritable(database)
     if problem:
         problems.append(f"AISPEND_DUCKDB_PATH {database.resolve()}: {problem}")
+    report = env.get("AISPEND_REPORT_PATH", "").strip()
+    problem = _unwritable(Path(report), "data/aispend-report.html") if report else None
+    if problem:
+        problems.append(f"AISPEND_REPORT_PATH {Path(report).resolve()}: {problem}")
     for name in ("AISPEND_AWS_ENABLED", "AISPEND_M365_ENABLED"):
         raw = env.get(name, "").strip().lower()
         if raw not in TRUE_VALUES + FALSE_VALUES:
@@ -139,10 +143,10 @@ def is_enabled(value: str | None) -> bool:
     return (value or "").strip().lower() in TRUE_VALUES
 
 
-def _unwritable(database: Path) -> str | None:
-    """Why the DuckDB file cannot be written, or None."""
+def _unwritable(database: Path, example: str = "data/aispend.duckdb") -> str | None:
+    """Why the file (the DuckDB file, the report) cannot be written, or None."""
     if database.is_dir():
-        return "is a directory; name a file, e.g. data/aispend.duckdb"
+        return f"is a directory; name a file, e.g. {example}"
     parent = database.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -153,3 +157,12 @@ def _unwritable(database: Path) -> str | None:
     if database.exists() and not os.access(database, os.W_OK):
         return "the file is read-only; choose a writable path"
     return None
+
+
+REPORT_FILE_NAME = "aispend-report.html"
+
+
+def report_path(duckdb_path: str | Path, env: Mapping[str, str] | None = None) -> Path:
+    """AISPEND_REPORT_PATH, else `aispend-report.html` beside the DuckDB file (relative to the cwd)."""
+    named = (os.environ if env is None else env).get("AISPEND_REPORT_PATH", "").strip()
+    return Path(named) if named else Path(duckdb_path).parent / REPORT_FILE_NAME

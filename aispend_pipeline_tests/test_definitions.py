@@ -20,6 +20,8 @@ EXPECTED_ASSETS = {
     "cost_line_items",
     "team_daily_spend",
     "focus_cost_and_usage",
+    "source_inventory",
+    "analyst_report",
 }
 
 

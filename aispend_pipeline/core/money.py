@@ -71,6 +71,12 @@ def money_text(amount: Decimal) -> str:
     return format(amount, "f")
 
 
+def trimmed_money_text(amount: Decimal) -> str:
+    """Exact plain text without the trailing zeros of the DECIMAL scale (for people: 12.5, not 12.500000000000)."""
+    text = money_text(amount)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def cents_to_usd(cents: Decimal) -> Decimal:
     """Cents to dollars, exactly (a shift of the exponent, no rounding)."""
     return cents.scaleb(-2)

@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from aispend_pipeline.allocation.org_mapping import ORG_MAPPING, allocation_sql, rules_frame
-from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
+from aispend_pipeline.defs.metadata import range_metadata, stored_summary, table_metadata, usd
 from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
 from aispend_pipeline.reconciliation import duplicate_keys, invoice_month_mismatches, unbalanced_allocations
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, UNALLOCATED_TEAM
@@ -32,7 +32,9 @@ UNALLOCATED_DESCRIPTION = (
 )
 
 
-def build_cost_line_items(warehouse: DuckDBWarehouse, seeds_dir: Path, start: date, end: date) -> StepOutcome:
+def build_cost_line_items(
+    warehouse: DuckDBWarehouse, seeds_dir: Path, start: date, end: date, last_day: date
+) -> StepOutcome:
     """Snapshot the org mapping into the run's copy and attribute days [start, end) of line items."""
     rules = read_org_mapping(seeds_dir)
     warehouse.replace_table(ORG_MAPPING, rules_frame(rules))
@@ -59,6 +61,7 @@ def build_cost_line_items(warehouse: DuckDBWarehouse, seeds_dir: Path, start: da
             "org_mapping_rules": len(rules),
             "seeds_dir": dg.MetadataValue.path(str(seeds_dir)),
             **range_metadata(start, end),
+            **table_metadata(warehouse, COST_LINE_ITEMS, start, end, top_day=last_day),
         },
         [
             CheckOutcome(

@@ -18,7 +18,7 @@ import dagster as dg
 
 from aispend_pipeline.core.days import days_between
 from aispend_pipeline.core.money import parse_money
-from aispend_pipeline.defs.metadata import days_summary, days_text, usd
+from aispend_pipeline.defs.metadata import days_summary, days_text, table_metadata, usd
 from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
 from aispend_pipeline.errors import AispendError
 from aispend_pipeline.schemas.validation import validate
@@ -112,6 +112,7 @@ def store_pull(warehouse: DuckDBWarehouse, pulled: SourcePull, start: date, end:
         "days_replaced": days_text(days),
         "rounding_usd": usd(rounding),
         **last_data(warehouse, source),
+        **(table_metadata(warehouse, source.raw_table, days[0], days[-1] + timedelta(days=1), money) if days else {}),
     }
     if rounding:
         metadata["rounding_by_day"] = dg.MetadataValue.md(

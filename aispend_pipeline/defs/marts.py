@@ -6,7 +6,7 @@ from datetime import date
 
 import dagster as dg
 
-from aispend_pipeline.defs.metadata import range_metadata, stored_summary, usd
+from aispend_pipeline.defs.metadata import preview_markdown, range_metadata, stored_summary, table_metadata, usd
 from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
 from aispend_pipeline.marts.focus import FOCUS_VIEW, focus_view_sql, utc
 from aispend_pipeline.marts.team_daily_spend import TEAM_DAILY_SPEND_SQL
@@ -19,7 +19,7 @@ FOCUS_KEY = dg.AssetKey(["focus_cost_and_usage"])
 RECONCILE_CHECK = "reconciles_with_cost_line_items"
 
 
-def build_team_daily_spend(warehouse: DuckDBWarehouse, start: date, end: date) -> StepOutcome:
+def build_team_daily_spend(warehouse: DuckDBWarehouse, start: date, end: date, last_day: date) -> StepOutcome:
     """Replace days [start, end) of the rollup; blocking check: it equals cost_line_items exactly."""
     warehouse.replace_range_from_sql(TEAM_DAILY_SPEND, TEAM_DAILY_SPEND_SQL, start, end)
     rows, total = stored_summary(warehouse, TEAM_DAILY_SPEND, start, end)
@@ -27,7 +27,12 @@ def build_team_daily_spend(warehouse: DuckDBWarehouse, start: date, end: date) -
     mismatches = rollup_mismatches(warehouse, start, end)
     return StepOutcome(
         ROLLUP_KEY,
-        {"dagster/row_count": rows, "total_usd": usd(total), **range_metadata(start, end)},
+        {
+            "dagster/row_count": rows,
+            "total_usd": usd(total),
+            **range_metadata(start, end),
+            **table_metadata(warehouse, TEAM_DAILY_SPEND, start, end, top_day=last_day),
+        },
         [
             CheckOutcome(
                 RECONCILE_CHECK,
@@ -48,11 +53,17 @@ def build_focus_view(warehouse: DuckDBWarehouse, start: date, end: date) -> Step
     """(Re)create the FOCUS view over cost_line_items and report the range's rows and billed cost."""
     warehouse.ensure_tables([COST_LINE_ITEMS])
     warehouse.execute(focus_view_sql())
+    in_range = f"ChargePeriodStart >= {utc('$start')} AND ChargePeriodStart < {utc('$end')}"
+    params = {"start": start, "end": end}
     rows, total = warehouse.rows(
-        f"SELECT count(*), coalesce(sum(BilledCost), 0) FROM {FOCUS_VIEW} "
-        f"WHERE ChargePeriodStart >= {utc('$start')} AND ChargePeriodStart < {utc('$end')}",
-        {"start": start, "end": end},
+        f"SELECT count(*), coalesce(sum(BilledCost), 0) FROM {FOCUS_VIEW} WHERE {in_range}", params
     )[0]
-    return StepOutcome(
-        FOCUS_KEY, {"dagster/row_count": rows, "billed_cost_usd": usd(total), **range_metadata(start, end)}
-    )
+    with warehouse.connect() as con:
+        preview = preview_markdown(
+            con,
+            "SELECT ChargePeriodStart, ProviderName, ServiceName, x_Model, x_Team, ChargeCategory, BilledCost "
+            f"FROM {FOCUS_VIEW} WHERE {in_range} ORDER BY ChargePeriodStart DESC, BilledCost DESC",
+            params,
+        )
+    metadata = {"dagster/row_count": rows, "billed_cost_usd": usd(total), **range_metadata(start, end)}
+    return StepOutcome(FOCUS_KEY, {**metadata, "preview": preview})

@@ -13,7 +13,7 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from aispend_pipeline.defs.metadata import range_metadata, stored_summary, totals_by_provider_markdown, usd
+from aispend_pipeline.defs.metadata import range_metadata, stored_summary, table_metadata, usd
 from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
 from aispend_pipeline.reconciliation import duplicate_keys, raw_vs_line_items
 from aispend_pipeline.schemas.line_items import LINE_ITEMS
@@ -48,7 +48,7 @@ def build_line_items(warehouse: DuckDBWarehouse, start: date, end: date) -> Step
         {
             "dagster/row_count": rows,
             "total_usd": usd(total),
-            "by_provider": totals_by_provider_markdown(warehouse, LINE_ITEMS, start, end),
+            **table_metadata(warehouse, LINE_ITEMS, start, end),
             **range_metadata(start, end),
         },
         [

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from aispend_pipeline.defs import allocate, marts, normalise
+from aispend_pipeline.defs import allocate, marts, normalise, report
 from aispend_pipeline.defs.asset_defaults import OWNERS
 from aispend_pipeline.defs.ingest import (
     FRESHNESS_CHECK,
@@ -86,6 +86,23 @@ SPECS = [
         [allocate.KEY],
         layer="marts",
     ),
+    _spec(
+        report.INVENTORY_KEY,
+        "Every source the product knows (API sources and manual vendors): configured or not, last data, "
+        "spend in the last 30 days, coverage gaps.",
+        "marts",
+        {"sql", "duckdb"},
+        [allocate.KEY],
+        layer="marts",
+    ),
+    _spec(
+        report.REPORT_KEY,
+        report.REPORT_DESCRIPTION,
+        "marts",
+        {"html", "plotly"},
+        [marts.ROLLUP_KEY, report.INVENTORY_KEY],
+        layer="report",
+    ),
 ]
 CHECK_SPECS = [
     *(
@@ -149,6 +166,7 @@ def run_pipeline(
     seeds: SeedsResource,
     sources: list[tuple[Source, SourceResource]],
     selected: set[dg.AssetKey],
+    configured: dict[str, bool],
     start: date,
     end: date,
     run_id: str,
@@ -163,11 +181,13 @@ def run_pipeline(
         if normalise.KEY in selected:
             outcomes.append(normalise.build_line_items(building, first, after))
         if allocate.KEY in selected:
-            outcomes.append(allocate.build_cost_line_items(building, seeds.path, first, after))
+            outcomes.append(allocate.build_cost_line_items(building, seeds.path, first, after, end - timedelta(days=1)))
         if marts.ROLLUP_KEY in selected:
-            outcomes.append(marts.build_team_daily_spend(building, first, after))
+            outcomes.append(marts.build_team_daily_spend(building, first, after, end - timedelta(days=1)))
         if marts.FOCUS_KEY in selected:
             outcomes.append(marts.build_focus_view(building, first, after))
+        if report.INVENTORY_KEY in selected:
+            outcomes.append(report.build_inventory(building, end - timedelta(days=1), configured))
         failed_checks = [(o.key, c) for o in outcomes for c in o.failed_blocking_checks()]
         if failed_checks:
             key, check = failed_checks[0]
@@ -176,6 +196,8 @@ def run_pipeline(
                 f"nothing was published, the tables are as before the run",
                 outcomes,
             )
+        if report.REPORT_KEY in selected:  # checks passed: the report shows what is about to be published
+            outcomes.append(report.write_analyst_report(building, warehouse.path, end - timedelta(days=1)))
     log(f"published {warehouse.database} for {first} .. {after - timedelta(days=1)}")
     return RunResult(outcomes, [p for p in pulls if p.status == "failed"])
 
@@ -212,6 +234,7 @@ def aispend_run(context: AssetExecutionContext) -> Iterator:
             context.resources.seeds,
             sources,
             selected,
+            {s.name: getattr(context.resources, s.resource_key).is_configured for s in SOURCES},
             start,
             end,
             context.run_id,

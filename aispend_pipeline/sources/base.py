@@ -47,6 +47,7 @@ class Source:
     data_lag: str = "daily"
     money_column: str = "amount_usd"  # the raw table's USD amount, reconciled against the payload
     billing_model: str = "tokens"  # tokens, seats or subscription (the source inventory)
+    has_api: bool = True  # False: read from a file (manual invoices), not a provider's API
     enabled_by: tuple[str, ...] = ()  # the settings that enable it
     simulator: str | None = None  # "module:Class" of its local simulator (started by the demo and tests)
 

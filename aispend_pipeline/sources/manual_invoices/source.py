@@ -117,4 +117,6 @@ SOURCE = Source(
     build_resource=lambda: ManualInvoicesResource(seeds_dir=env_or("AISPEND_SEEDS_DIR", DEFAULT_SEEDS_DIR)),
     data_lag="monthly",
     money_column="cost_usd",
+    billing_model="subscription",
+    has_api=False,
 )
