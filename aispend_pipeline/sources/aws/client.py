@@ -171,7 +171,7 @@ class CostExplorerClient:
             from botocore.config import Config
 
             config = Config(
-                retries={"mode": "standard", "max_attempts": self.max_attempts},
+                retries={"mode": "standard", "total_max_attempts": self.max_attempts},
                 connect_timeout=self.timeout_seconds,
                 read_timeout=self.timeout_seconds,
             )
