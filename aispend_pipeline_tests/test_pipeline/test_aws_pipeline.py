@@ -8,15 +8,13 @@ from decimal import Decimal
 from aispend_pipeline.core.days import days_between
 
 FIRST, LAST = date(2026, 10, 1), date(2026, 10, 31)
-MAPPING = """
-provider,dimension,value,team,cost_centre,product,valid_from,valid_to
-aws,tag,search,search,CC-210,Search,,
-aws,tag,support,support,CC-220,Support Assistant,,
-aws,tag,research,research,CC-500,Research,,
-aws,tag,data-platform,data-platform,CC-300,Data Platform,,
-aws,account_id,210987654321,search,CC-210,Search,,
-aws,account_id,345678901234,research,CC-500,Research,,
-"""
+
+
+def mapping(pipeline) -> str:
+    """The simulator's demo mapping (tag and account rules) as org_mapping.csv."""
+    header = "provider,dimension,value,team,cost_centre,product,valid_from,valid_to"
+    rows = [",".join([*row.values(), "", ""]) for row in pipeline.sims.aws.demo_mapping_rows()]
+    return "\n".join([header, *rows])
 
 
 def aws_per_day(pipeline, table: str = "main.cost_line_items") -> dict[date, Decimal]:
@@ -29,7 +27,7 @@ def aws_per_day(pipeline, table: str = "main.cost_line_items") -> dict[date, Dec
 
 
 def test_a_month_matches_cost_explorer_per_day_teams_come_from_tags_and_accounts_and_a_rerun_changes_nothing(pipeline):
-    pipeline.write_seed("org_mapping.csv", MAPPING)
+    pipeline.write_seed("org_mapping.csv", mapping(pipeline))
     ok, reason = pipeline.run(FIRST, LAST)
     assert ok, reason
 

@@ -25,6 +25,7 @@ from aispend_pipeline.sources.aws.simulator import (
     CostExplorerSimulator,
     bill_lines,
 )
+from aispend_pipeline.sources.aws.source import CostExplorerResource
 
 START, END = date(2026, 10, 1), date(2026, 11, 1)  # 31 days, End exclusive
 DAY = date(2026, 10, 6)  # a Tuesday
@@ -162,6 +163,13 @@ def test_marketplace_bedrock_edition_services_are_discovered_and_included(sim) -
     assert "MatchOptions" not in totals_filter, "Dimensions accept EQUALS only: never ENDS_WITH"
 
 
+def test_service_discovery_follows_its_pages(sim) -> None:
+    sim.max_page_size = 2
+    reader = client(sim)
+    assert sorted(reader.ai_services(START, END)) == sorted(AI_SERVICES)
+    assert sim.operation_count("GetDimensionValues") == reader.request_count == 4, "7 services, 2 a page"
+
+
 def test_extra_services_setting_adds_a_service(sim) -> None:
     services = parse_services(" Amazon SageMaker, ")
     assert services == ("Amazon Bedrock", "Amazon Q", "Amazon SageMaker")
@@ -231,6 +239,16 @@ def test_an_unreachable_endpoint_is_unavailable(sim) -> None:
     reader = CostExplorerClient(endpoint=f"http://127.0.0.1:{port}", max_attempts=2, timeout_seconds=2)
     with pytest.raises(SourceUnavailableError, match=r"could not reach Cost Explorer at http://127\.0\.0\.1"):
         reader.daily_costs(DAY, DAY + timedelta(days=1))
+
+
+def test_the_source_is_enabled_only_by_aispend_aws_enabled() -> None:
+    assert CostExplorerResource(enabled="true").is_configured
+    assert CostExplorerResource(enabled=" TRUE ").is_configured
+    assert not CostExplorerResource(enabled="false").is_configured
+    assert not CostExplorerResource().is_configured
+    assert CostExplorerResource().not_configured_reason == (
+        "not configured: set AISPEND_AWS_ENABLED=true to enable this source"
+    )
 
 
 # --- the simulator is as strict as Cost Explorer
