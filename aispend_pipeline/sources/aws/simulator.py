@@ -528,7 +528,10 @@ def _check_expression(expr: Any) -> None:
 
 
 def _mentions_service(expr: dict[str, Any]) -> bool:
-    return "SERVICE" in json.dumps(expr)
+    if "Dimensions" in expr:
+        return expr["Dimensions"].get("Key") == "SERVICE"
+    children = expr.get("And") or expr.get("Or") or ([expr["Not"]] if "Not" in expr else [])
+    return any(_mentions_service(child) for child in children)
 
 
 def _constrains_service(expr: dict[str, Any]) -> bool:
