@@ -1,0 +1,1 @@
+"""AWS Cost Explorer (Amazon Bedrock, Amazon Q, Bedrock Marketplace models)."""
