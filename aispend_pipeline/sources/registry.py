@@ -3,7 +3,8 @@
 from aispend_pipeline.sources.anthropic.source import SOURCE as ANTHROPIC
 from aispend_pipeline.sources.base import Source
 from aispend_pipeline.sources.gcp.source import SOURCE as GCP
+from aispend_pipeline.sources.github_copilot.source import SOURCE as GITHUB_COPILOT
 from aispend_pipeline.sources.manual_invoices.source import SOURCE as MANUAL_INVOICES
 from aispend_pipeline.sources.openai.source import SOURCE as OPENAI
 
-SOURCES: tuple[Source, ...] = (OPENAI, ANTHROPIC, GCP, MANUAL_INVOICES)
+SOURCES: tuple[Source, ...] = (OPENAI, ANTHROPIC, GCP, GITHUB_COPILOT, MANUAL_INVOICES)
