@@ -86,7 +86,8 @@ def seat_roster(org: SyntheticOrg, as_of: date, plan: str) -> list[SimSeat]:
     def active(days_ago: int | None, offset: bool = False) -> datetime | None:
         if days_ago is None:
             return None
-        moment = at(as_of - timedelta(days=days_ago), rng.randrange(1, 23))
+        # Sent with an offset, the moment is early UTC, so its local (-07:00) date is the day before.
+        moment = at(as_of - timedelta(days=days_ago), 3 if offset else rng.randrange(1, 23))
         return moment.astimezone(PACIFIC) if offset else moment
 
     long_ago = as_of - timedelta(days=400)
@@ -136,6 +137,7 @@ class GitHubCopilotSimulator(HttpSimulator):
         super().__init__(org, max_page_size=max_page_size)
         self.plan = plan
         self.as_of: date | None = None  # None: today
+        self.removed: set[str] = set()  # logins whose seats have left the list (a cycle ended since)
         self.per_page_seen: list[int] = []
 
     @property
@@ -146,7 +148,7 @@ class GitHubCopilotSimulator(HttpSimulator):
         return error_body(status, message)
 
     def seats(self) -> list[SimSeat]:
-        return seat_roster(self.org, self.as_of or utc_today(), self.plan)
+        return [s for s in seat_roster(self.org, self.as_of or utc_today(), self.plan) if s.login not in self.removed]
 
     def expected_total_usd(self, day: date, price_usd: Decimal | None = None) -> Decimal:
         assigned = [seat for seat in self.seats() if seat.is_assigned(day)]
