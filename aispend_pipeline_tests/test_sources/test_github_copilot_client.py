@@ -7,16 +7,21 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
 
+from aispend_pipeline.core.days import days_between
 from aispend_pipeline.core.money import MONEY_SCALE
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
+from aispend_pipeline.settings import SettingsError
 from aispend_pipeline.simulators.org import SyntheticOrg
 from aispend_pipeline.sources.github_copilot.client import CopilotSeatDay, GitHubCopilotClient, daily_shares
 from aispend_pipeline.sources.github_copilot.simulator import ORG_ID, GitHubCopilotSimulator
+from aispend_pipeline.sources.github_copilot.source import RAW_TABLE, GitHubCopilotResource
+from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
 AS_OF = date(2026, 10, 20)  # the seat list as of this day: bkernighan's seat ends on 2026-11-01
 FAST = {"max_retries": 2, "backoff_seconds": 0, "timeout_seconds": 5}
@@ -244,3 +249,37 @@ def test_an_unknown_org_plan_needs_the_price_setting(httpserver: HTTPServer) -> 
 
     with pytest.raises(SourcePayloadError, match="set AISPEND_COPILOT_SEAT_PRICE_USD to price its seats"):
         reader.daily_seat_costs(AS_OF, AS_OF + timedelta(days=1))
+
+
+# ---------------------------------------------------------------- the resource: price setting, days computed
+
+
+def test_a_price_setting_beyond_the_money_scale_is_a_settings_error() -> None:
+    resource = GitHubCopilotResource(token="t", org="o", seat_price_usd="19.0000000000001")
+    with pytest.raises(SettingsError, match=r"AISPEND_COPILOT_SEAT_PRICE_USD: amount '19\.0000000000001' has more"):
+        resource.seat_price()
+    assert GitHubCopilotResource(token="t", org="o", seat_price_usd="21.50").seat_price() == Decimal("21.50")
+
+
+def test_older_days_are_computed_only_when_nothing_is_stored_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AISPEND_RESTATEMENT_DAYS", "2")
+    resource = GitHubCopilotResource(token="t", org="o", duckdb_path=str(tmp_path / "w.duckdb"))
+    today = date(2026, 12, 2)
+    stored = [date(2026, 11, 20), date(2026, 11, 28), date(2026, 11, 30)]
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+    warehouse.ensure_tables([RAW_TABLE])
+    for day in stored:
+        warehouse.execute(
+            "INSERT INTO raw.github_copilot_seats (usage_date, plan_type, seat_created_date, monthly_price_usd, "
+            "amount_usd, line_ordinal) VALUES ($day, 'business', $day, 19, 0.6, 0)",
+            {"day": day},
+        )
+
+    days = resource.days_to_compute(date(2026, 11, 18), date(2026, 12, 2), today)
+
+    # The live window is 2026-11-29 .. 12-01 (yesterday and the 2 days before it): always recomputed.
+    assert date(2026, 11, 30) in days, "a stored day of the live window is recomputed"
+    assert date(2026, 11, 20) not in days and date(2026, 11, 28) not in days, "older stored days stay as pulled"
+    assert days == set(days_between(date(2026, 11, 18), date(2026, 12, 2))) - {date(2026, 11, 20), date(2026, 11, 28)}

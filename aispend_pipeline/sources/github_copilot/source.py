@@ -13,8 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from aispend_pipeline.core.days import days_between
+from aispend_pipeline.core.money import parse_money
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
-from aispend_pipeline.settings import DEFAULT_DUCKDB_PATH, env_or, restatement_days
+from aispend_pipeline.settings import DEFAULT_DUCKDB_PATH, SettingsError, env_or, restatement_days
 from aispend_pipeline.sources.base import RawPull, Source, SourceResource, frame_from_records
 from aispend_pipeline.sources.github_copilot.client import (
     DEFAULT_BASE_URL,
@@ -100,15 +101,22 @@ class GitHubCopilotResource(SourceResource):
         return bool(self.token and self.org)
 
     def pull(self, start: date, end: date) -> RawPull:
-        client = GitHubCopilotClient(
-            self.token or "",
-            self.org or "",
-            self.api_url,
-            seat_price_usd=Decimal(self.seat_price_usd) if self.seat_price_usd else None,
-        )
+        client = GitHubCopilotClient(self.token or "", self.org or "", self.api_url, seat_price_usd=self.seat_price())
         days = self.days_to_compute(start, end, utc_today())
         lines = client.daily_seat_costs(start, end, days)
         return RawPull(frame_from_records(lines, RAW_TABLE, KEY_COLUMNS), client.request_count, frozenset(days))
+
+    def seat_price(self) -> Decimal | None:
+        """The price override, exact: it must fit the money columns (12 decimals) and be positive."""
+        if not self.seat_price_usd:
+            return None
+        try:
+            price = parse_money(self.seat_price_usd)
+        except ValueError as exc:
+            raise SettingsError(f"{PRICE_SETTING}: {exc}; give the monthly seat price in USD, e.g. 19") from None
+        if price <= 0:
+            raise SettingsError(f"{PRICE_SETTING}={self.seat_price_usd!r} must be a positive amount in USD, e.g. 19")
+        return price
 
     def days_to_compute(self, start: date, end: date, today: date) -> set[date]:
         """Days of the live window, plus older days that have nothing stored yet."""
