@@ -148,7 +148,7 @@ def test_a_seat_without_assignee_or_plan_is_billed_by_its_team_at_the_org_plan(s
     (orphan,) = seat_lines(lines, None)
     assert orphan.github_team == "platform" and orphan.assignee_type is None and orphan.amount_usd > 0
     sbourne = seat_lines(lines, "sbourne")[0]
-    assert "plan_type" not in sim._seat(next(s for s in sim.seats() if s.login == "sbourne"))
+    assert "plan_type" not in sim.seat_json(next(s for s in sim.seats() if s.login == "sbourne"))
     assert sbourne.plan_type == "business"
 
 

@@ -181,17 +181,17 @@ def _seat(raw: Any, org_plan: str, number: int) -> Seat:
         assignee_type=None if assignee is None else assignee.get("type"),
         github_team=None if team is None else team.get("slug"),
         plan_type=plan if plan in PLAN_PRICES_USD else org_plan,
-        created_day=_moment(raw.get("created_at"), where, "created_at", required=True).date(),  # type: ignore[union-attr]
+        created_day=_moment(raw.get("created_at"), where, "created_at").date(),
         ends_on=_day(raw.get("pending_cancellation_date"), where),
-        last_activity_at=_moment(raw.get("last_activity_at"), where, "last_activity_at"),
+        last_activity_at=None
+        if raw.get("last_activity_at") is None
+        else _moment(raw["last_activity_at"], where, "last_activity_at"),
         last_activity_editor=raw.get("last_activity_editor"),
     )
 
 
-def _moment(value: Any, where: str, field: str, required: bool = False) -> datetime | None:
+def _moment(value: Any, where: str, field: str) -> datetime:
     """An ISO 8601 date-time with its offset (GitHub sends e.g. -07:00), in UTC."""
-    if value is None and not required:
-        return None
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:

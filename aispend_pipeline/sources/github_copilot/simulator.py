@@ -251,9 +251,9 @@ class GitHubCopilotSimulator(HttpSimulator):
         )
         headers = {"Link": ", ".join(f'<{link}{n}>; rel="{rel}"' for n, rel in rels)} if rels else {}
         headers |= {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999", "x-ratelimit-resource": "core"}
-        return Reply({"total_seats": len(seats), "seats": [self._seat(s) for s in chunk]}, headers=headers)
+        return Reply({"total_seats": len(seats), "seats": [self.seat_json(s) for s in chunk]}, headers=headers)
 
-    def _seat(self, seat: SimSeat) -> dict[str, Any]:
+    def seat_json(self, seat: SimSeat) -> dict[str, Any]:
         assignee = None if seat.login is None else {"login": seat.login, "id": zlib.crc32(seat.login.encode())}
         team = None if seat.team is None else {"id": zlib.crc32(seat.team.encode()), "slug": seat.team}
         body: dict[str, Any] = {
