@@ -3,9 +3,11 @@
 Every `requests`-based connector builds an `ApiClient`. It retries 408/425/429, every 5xx (Anthropic's
 529 included), a 403 that is a rate limit (GitHub: `x-ratelimit-remaining: 0` or `Retry-After`),
 connection errors and timeouts, with bounded exponential backoff and jitter, honouring `Retry-After`
-(seconds or an HTTP date), `retry-after-ms` and `x-ratelimit-reset` (epoch seconds). It parses JSON with exact decimals,
-counts requests for run metadata, and turns failures into errors that name the source, the retries made
-and the setting to fix; a provider's error text is shortened and scrubbed, never copied verbatim.
+(seconds or an HTTP date), `retry-after-ms` and `x-ratelimit-reset` (epoch seconds). It parses JSON
+with exact decimals, counts requests for run metadata, and turns failures into errors that name the
+source, the retries made and the setting to fix (plus a per-status hint the connector gives); a
+provider's error text is shortened and scrubbed, never copied verbatim. `iter_cursor_pages` and
+`iter_link_pages` follow the two page schemes the providers use.
 """
 
 from __future__ import annotations
