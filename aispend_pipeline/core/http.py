@@ -1,10 +1,13 @@
 """The one place where provider HTTP calls are made: auth headers, retries, clear errors.
 
 Every `requests`-based connector builds an `ApiClient`. It retries 408/425/429, every 5xx (Anthropic's
-529 included), connection errors and timeouts, with bounded exponential backoff and jitter, honouring
-`Retry-After` (seconds or an HTTP date) and `retry-after-ms`. It parses JSON with exact decimals,
-counts requests for run metadata, and turns failures into errors that name the source, the retries made
-and the setting to fix; a provider's error text is shortened and scrubbed, never copied verbatim.
+529 included), a 403 that is a rate limit (GitHub: `x-ratelimit-remaining: 0` or `Retry-After`),
+connection errors and timeouts, with bounded exponential backoff and jitter, honouring `Retry-After`
+(seconds or an HTTP date), `retry-after-ms` and `x-ratelimit-reset` (epoch seconds). It parses JSON
+with exact decimals, counts requests for run metadata, and turns failures into errors that name the
+source, the retries made and the setting to fix (plus a per-status hint the connector gives); a
+provider's error text is shortened and scrubbed, never copied verbatim. `iter_cursor_pages` and
+`iter_link_pages` follow the two page schemes the providers use.
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ def is_retryable(status: int) -> bool:
     return status in RETRYABLE_STATUS or status >= 500
 
 
+def is_rate_limited(status: int, headers: Mapping[str, str]) -> bool:
+    """A 403/429 that says it is a rate limit (GitHub answers its limits with 403): retry, never an auth error."""
+    if status not in (403, 429):
+        return False
+    return headers.get("x-ratelimit-remaining") == "0" or headers.get("retry-after") is not None
+
+
 class ApiClient:
     """A `requests.Session` bound to one provider's base URL and credential headers."""
 
@@ -50,6 +60,7 @@ class ApiClient:
         timeout_seconds: float = 60.0,
         jitter: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        hints: Mapping[int, str] | None = None,
     ) -> None:
         self.source = source
         self.base_url = base_url.rstrip("/")
@@ -60,6 +71,7 @@ class ApiClient:
         self.timeout_seconds = timeout_seconds
         self.jitter = jitter
         self.sleep = sleep
+        self.hints = dict(hints or {})  # status -> what to check, added to the message of that answer
         self.request_count = 0
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json", **headers})
@@ -96,7 +108,8 @@ class ApiClient:
                     ) from None
                 self.sleep(self._backoff(attempt))
                 continue
-            if is_retryable(response.status_code) and attempt <= self.max_retries:
+            retry = is_retryable(response.status_code) or is_rate_limited(response.status_code, response.headers)
+            if retry and attempt <= self.max_retries:
                 asked = self._retry_after(response)
                 self.sleep(self._backoff(attempt) if asked is None else asked)
                 continue
@@ -104,20 +117,27 @@ class ApiClient:
 
     def _decode(self, response: requests.Response, path: str, retries: int = 0) -> Any:
         status = response.status_code
+        hint = f"; {self.hints[status]}" if status in self.hints else ""
+        if is_rate_limited(status, response.headers):
+            raise SourceUnavailableError(
+                self.source,
+                f"{path} still answered {status} (rate limited: {_error_message(response)}) after {retries} "
+                f"retries{_reset_text(response.headers)}; re-run after the limit resets{hint}",
+            )
         if status in (401, 403):
             raise SourceAuthError(
                 self.source,
                 f"{path} answered {status} ({_error_message(response)}): the credential in "
-                f"{self.credential_setting} was rejected or lacks admin rights; set a valid one",
+                f"{self.credential_setting} was rejected or lacks admin rights; set a valid one{hint}",
             )
         if is_retryable(status):
             raise SourceUnavailableError(
                 self.source,
                 f"{path} still answered {status} after {retries} retries "
-                f"({_error_message(response)}); the provider is unavailable or rate-limiting: re-run later",
+                f"({_error_message(response)}); the provider is unavailable or rate-limiting: re-run later{hint}",
             )
         if status >= 400:
-            raise SourcePayloadError(self.source, f"{path} answered {status} ({_error_message(response)})")
+            raise SourcePayloadError(self.source, f"{path} answered {status} ({_error_message(response)}){hint}")
         try:
             return json.loads(response.text, parse_float=Decimal)
         except ValueError:
@@ -134,7 +154,8 @@ class ApiClient:
 
 
 def retry_after_seconds(headers: Mapping[str, str], cap: float) -> float | None:
-    """`retry-after-ms`, or `Retry-After` as seconds or an HTTP date, capped at `cap`; None when absent."""
+    """`retry-after-ms`, `Retry-After` as seconds or an HTTP date, or the `x-ratelimit-reset` epoch second
+    of an exhausted limit (GitHub), capped at `cap`; None when absent."""
     for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(header)
         if value is None:
@@ -150,7 +171,25 @@ def retry_after_seconds(headers: Mapping[str, str], cap: float) -> float | None:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return min(max((moment - datetime.now(UTC)).total_seconds(), 0.0), cap)
+    reset = _reset_epoch(headers)
+    if reset is not None and headers.get("x-ratelimit-remaining") == "0":
+        return min(max(reset - time.time(), 0.0), cap)
     return None
+
+
+def _reset_epoch(headers: Mapping[str, str]) -> float | None:
+    try:
+        return float(headers["x-ratelimit-reset"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _reset_text(headers: Mapping[str, str]) -> str:
+    """When an exhausted limit resets, as the provider said (x-ratelimit-reset), for the error message."""
+    reset = _reset_epoch(headers)
+    if reset is None or headers.get("x-ratelimit-remaining") != "0":
+        return ""
+    return f" (the limit resets at {datetime.fromtimestamp(reset, UTC):%Y-%m-%d %H:%M:%S} UTC)"
 
 
 def _error_message(response: requests.Response) -> str:
@@ -198,3 +237,27 @@ def iter_cursor_pages(api: ApiClient, path: str, params: Mapping[str, Any]) -> I
         seen.add(str(cursor))
         query["page"] = cursor
     raise SourcePayloadError(api.source, f"{path}: has_more stayed true for {MAX_PAGES} pages; stopped paging")
+
+
+def iter_link_pages(api: ApiClient, path: str, params: Mapping[str, Any]) -> Iterator[Any]:
+    """Yield each page's JSON of an endpoint paged by the `Link` header (RFC 8288, GitHub's REST API).
+
+    The `rel="next"` URL is followed verbatim (it may name another path, e.g. GitHub's
+    `/organizations/{id}/...`), until a page has none. A next URL handed out twice, or more than
+    `MAX_PAGES` pages, is an error: never an endless loop.
+    """
+    url: str = path
+    query: Mapping[str, Any] | None = params
+    seen: set[str] = set()
+    for _ in range(MAX_PAGES):
+        body, headers = api.request("GET", url, params=query)
+        yield body
+        links = requests.utils.parse_header_links(headers.get("Link") or "")
+        following = next((link.get("url") for link in links if link.get("rel") == "next"), None)
+        if not following:
+            return
+        if following in seen:
+            raise SourcePayloadError(api.source, f"{path}: the Link header named the same next page twice; stopped")
+        seen.add(following)
+        url, query = following, None
+    raise SourcePayloadError(api.source, f"{path}: more than {MAX_PAGES} pages; stopped paging")

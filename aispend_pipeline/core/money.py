@@ -86,13 +86,15 @@ def round_to_cent(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def spread_over_days(total: Decimal, days: list[date]) -> list[Decimal]:
-    """Split a cent-rounded total evenly over days in whole cents, remainder cents on the last days.
+def spread_over_days(total: Decimal, days: list[date], quantum: Decimal = CENT) -> list[Decimal]:
+    """Split a total evenly over days in whole quanta (cents by default), remainder quanta on the last days.
 
-    The shares always sum exactly to `total`; a negative total (a credit note) mirrors a positive one.
+    The total is rounded to the quantum first; the shares always sum exactly to it, differ by at most one
+    quantum, and a negative total (a credit note) mirrors a positive one. A seat price spread at the
+    column's scale (`SCALE_QUANTUM`) keeps 12 decimals per day and still sums to the price exactly.
     """
-    cents = int(round_to_cent(total) * 100)
-    sign = -1 if cents < 0 else 1
-    base, remainder = divmod(abs(cents), len(days))
+    units = int(total.quantize(quantum, rounding=ROUND_HALF_UP) / quantum)
+    sign = -1 if units < 0 else 1
+    base, remainder = divmod(abs(units), len(days))
     first_with_extra = len(days) - remainder
-    return [Decimal(sign * (base + (1 if i >= first_with_extra else 0))).scaleb(-2) for i in range(len(days))]
+    return [sign * (base + (1 if i >= first_with_extra else 0)) * quantum for i in range(len(days))]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
+import time
 from decimal import Decimal
 
 import pytest
 from pytest_httpserver import HTTPServer
 
-from aispend_pipeline.core.http import ApiClient, iter_cursor_pages
+from aispend_pipeline.core.http import ApiClient, iter_cursor_pages, iter_link_pages
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
 
 
@@ -242,3 +243,86 @@ def test_an_echoed_key_and_a_url_password_never_reach_the_message(
     with pytest.raises(SourceUnavailableError) as unreachable:
         refused.get_json("/thing")
     assert "hunter22" not in str(unreachable.value) and "http://***@127.0.0.1:9" in str(unreachable.value)
+
+
+# ---------------------------------------------------------------- rate limits answered with 403 (GitHub)
+
+
+def test_a_403_with_an_exhausted_limit_waits_until_the_reset_and_is_not_an_auth_error(
+    httpserver: HTTPServer, api: ApiClient, sleeps: Sleeps
+) -> None:
+    reset = int(time.time()) + 5
+    fail_once(httpserver, 403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)})
+    httpserver.expect_request("/thing").respond_with_json({"ok": True})
+
+    assert api.get_json("/thing") == {"ok": True}
+    assert len(sleeps) == 1 and 3 < sleeps[0] <= 5, "until x-ratelimit-reset, not the plain backoff"
+
+
+def test_a_secondary_rate_limit_403_honours_retry_after(httpserver: HTTPServer, api: ApiClient, sleeps: Sleeps) -> None:
+    fail_once(httpserver, 403, {"Retry-After": "3"})
+    httpserver.expect_request("/thing").respond_with_json([])
+
+    assert api.get_json("/thing") == []
+    assert sleeps == [3.0]
+
+
+def test_a_persistent_rate_limit_is_unavailable_and_says_when_it_resets(
+    httpserver: HTTPServer, api: ApiClient, sleeps: Sleeps
+) -> None:
+    headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1796212800"}  # 2026-12-02 12:00:00 UTC
+    httpserver.expect_request("/thing").respond_with_json({"message": "API rate limit exceeded"}, 403, headers)
+
+    with pytest.raises(SourceUnavailableError) as caught:
+        api.get_json("/thing")
+
+    assert str(caught.value) == (
+        "acme: /thing still answered 403 (rate limited: API rate limit exceeded) after 3 retries "
+        "(the limit resets at 2026-12-02 12:00:00 UTC); re-run after the limit resets"
+    )
+    assert api.request_count == 4
+
+
+def test_a_403_without_rate_limit_headers_stays_an_auth_error(httpserver: HTTPServer, api: ApiClient) -> None:
+    headers = {"x-ratelimit-remaining": "4999", "x-ratelimit-reset": "1796212800"}
+    httpserver.expect_request("/thing").respond_with_json({"message": "Must have admin rights"}, 403, headers)
+
+    with pytest.raises(SourceAuthError, match="Must have admin rights"):
+        api.get_json("/thing")
+    assert api.request_count == 1
+
+
+def test_a_hint_for_a_status_is_added_to_its_message(httpserver: HTTPServer, sleeps: Sleeps) -> None:
+    api = ApiClient("acme", httpserver.url_for("/"), {}, "ACME_KEY", hints={404: "check ACME_ORG"}, sleep=sleeps)
+    httpserver.expect_request("/thing").respond_with_json({"message": "Not Found"}, status=404)
+
+    with pytest.raises(SourcePayloadError) as caught:
+        api.get_json("/thing")
+    assert str(caught.value) == "acme: /thing answered 404 (Not Found); check ACME_ORG"
+
+
+# ---------------------------------------------------------------- Link header pages
+
+
+def test_link_pages_follow_the_next_url_verbatim_until_there_is_none(httpserver: HTTPServer, api: ApiClient) -> None:
+    second = httpserver.url_for("/organizations/7/items?per_page=2&page=2")
+    first_link = f'<{second}>; rel="next", <{second}>; rel="last"'
+    httpserver.expect_ordered_request("/orgs/acme/items", query_string="per_page=2").respond_with_json(
+        {"items": [1, 2]}, headers={"Link": first_link}
+    )
+    back = httpserver.url_for("/organizations/7/items?per_page=2&page=1")
+    httpserver.expect_ordered_request("/organizations/7/items", query_string="per_page=2&page=2").respond_with_json(
+        {"items": [3]}, headers={"Link": f'<{back}>; rel="prev", <{back}>; rel="first"'}
+    )
+
+    assert [page["items"] for page in iter_link_pages(api, "/orgs/acme/items", {"per_page": 2})] == [[1, 2], [3]]
+    assert api.request_count == 2
+
+
+def test_a_link_header_naming_the_same_next_page_twice_is_an_error(httpserver: HTTPServer, api: ApiClient) -> None:
+    same = httpserver.url_for("/items?page=2")
+    httpserver.expect_request("/items").respond_with_json([], headers={"Link": f'<{same}>; rel="next"'})
+
+    with pytest.raises(SourcePayloadError, match="acme: /items: the Link header named the same next page twice"):
+        list(iter_link_pages(api, "/items", {}))
+    assert api.request_count == 2

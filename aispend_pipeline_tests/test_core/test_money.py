@@ -14,6 +14,7 @@ from aispend_pipeline.core.money import (
     CENT,
     MONEY_SCALE,
     MONEY_TEXT_PATTERN,
+    SCALE_QUANTUM,
     cents_to_usd,
     money_text,
     parse_money,
@@ -281,3 +282,10 @@ def test_negative_total_spreads_exactly() -> None:
 
 def test_single_day_takes_the_whole_rounded_total() -> None:
     assert spread_over_days(Decimal("12.345"), [date(2026, 10, 1)]) == [Decimal("12.35")]
+
+
+def test_a_seat_price_spread_at_the_column_scale_keeps_12_decimals_and_sums_exactly() -> None:
+    shares = spread_over_days(Decimal(19), month_days(2026, 4), SCALE_QUANTUM)  # 19 / 30 days
+    # 19e12 units / 30 = 633333333333 units a day, 10 left over: the last 10 days take one unit more.
+    assert shares == [Decimal("0.633333333333")] * 20 + [Decimal("0.633333333334")] * 10
+    assert sum(shares, Decimal(0)) == Decimal(19)

@@ -1,0 +1,1 @@
+"""GitHub Copilot Business / Enterprise seats, costed per seat and day."""
