@@ -102,6 +102,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource(SUB_SHARED, "rg-data-enrichment", "northeurope", (("team", "data-platform"),), 20.0, 0.95,
              _CHAT[3:5] + _LLAMA[:1]),
 )  # fmt: skip
+ACCOUNT_START = date(2025, 1, 1)  # the billing account has no usage before this day
 PTU_METER = "Provisioned Managed Global Units"  # a monthly reservation purchase on the 1st
 
 
@@ -161,7 +162,9 @@ def fitted(value: Decimal) -> Decimal:
 
 def cost_rows(org: SyntheticOrg, day: date) -> list[CostRow]:
     """The day's usage records, AI and non-AI, in every subscription of the billing account."""
-    rows = []
+    rows: list[CostRow] = []
+    if day < ACCOUNT_START:
+        return rows
     for resource in RESOURCES:
         shares = sum(METERS[m][2] for m in resource.meters)
         for meter in resource.meters:
