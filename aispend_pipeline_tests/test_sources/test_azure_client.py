@@ -319,3 +319,11 @@ def test_the_simulator_speaks_tls_only_to_its_own_ca(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("SSL_CERT_FILE")
     with pytest.raises(SourceUnavailableError, match="could not reach Cost Management"):
         client(sim, max_retries=0).daily_costs(*one_day(START))
+
+
+def test_an_unknown_credential_setting_is_an_auth_error(
+    monkeypatch: pytest.MonkeyPatch, sim: AzureCostSimulator
+) -> None:
+    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "NoSuchCredential")
+    with pytest.raises(SourceAuthError, match=r"azure-identity refused its settings .*AZURE_TOKEN_CREDENTIALS"):
+        client(sim).daily_costs(*one_day(START))

@@ -236,7 +236,10 @@ class AzureCostClient:
             if credential is None:
                 from azure.identity import DefaultAzureCredential
 
-                credential = DefaultAzureCredential()
+                try:
+                    credential = DefaultAzureCredential()
+                except ValueError as exc:  # e.g. an AZURE_TOKEN_CREDENTIALS value it does not know
+                    raise SourceAuthError(SOURCE, f"azure-identity refused its settings ({_first_line(exc)})") from None
             self._client = CostManagementClient(
                 credential,
                 base_url=self.endpoint,
