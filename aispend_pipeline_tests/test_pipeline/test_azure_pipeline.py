@@ -6,16 +6,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from aispend_pipeline.core.days import days_between
-from aispend_pipeline.sources.azure.simulator import SUB_SHARED
 
 FIRST, LAST = date(2026, 10, 1), date(2026, 10, 31)
-MAPPING = f"""
-provider,dimension,value,team,cost_centre,product,valid_from,valid_to
-azure,tag,search,search,CC-210,Search,,
-azure,tag,support,support,CC-220,Support Assistant,,
-azure,resource_group,rg-research-models,research,CC-500,Research,,
-azure,subscription_id,{SUB_SHARED},data-platform,CC-300,Data Platform,,
-"""
+HEADER = "provider,dimension,value,team,cost_centre,product,valid_from,valid_to"
 
 
 def azure_per_day(pipeline, table: str = "main.cost_line_items") -> dict[date, Decimal]:
@@ -28,11 +21,12 @@ def azure_per_day(pipeline, table: str = "main.cost_line_items") -> dict[date, D
 
 
 def test_a_month_matches_the_api_per_day_to_the_cent_and_a_rerun_changes_nothing(pipeline):
-    pipeline.write_seed("org_mapping.csv", MAPPING)
+    sim = pipeline.sims.azure
+    rules = [",".join([*row.values(), "", ""]) for row in sim.demo_mapping_rows()]  # the demo's own rules
+    pipeline.write_seed("org_mapping.csv", "\n".join([HEADER, *rules]))
     ok, reason = pipeline.run(FIRST, LAST)
     assert ok, reason
 
-    sim = pipeline.sims.azure
     expected = {day: sim.expected_total_usd(day) for day in days_between(FIRST, LAST + timedelta(1))}
     assert azure_per_day(pipeline) == expected
     assert azure_per_day(pipeline, "main.team_daily_spend") == expected

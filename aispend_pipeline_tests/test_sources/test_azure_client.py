@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -327,3 +329,14 @@ def test_an_unknown_credential_setting_is_an_auth_error(
     monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "NoSuchCredential")
     with pytest.raises(SourceAuthError, match=r"azure-identity refused its settings .*AZURE_TOKEN_CREDENTIALS"):
         client(sim).daily_costs(*one_day(START))
+
+
+def test_the_ca_bundle_adds_the_local_ca_to_the_public_ones(sim: AzureCostSimulator) -> None:
+    """The demo merges every simulator's settings: other HTTPS in the process must still verify."""
+    import certifi
+
+    bundle = Path(sim.env["REQUESTS_CA_BUNDLE"]).read_text()
+    assert sim.env["SSL_CERT_FILE"] == sim.env["REQUESTS_CA_BUNDLE"]
+    assert Path(certifi.where()).read_text() in bundle
+    assert sim.ca.cert_pem.bytes().decode() in bundle
+    assert sim.env["PATH"].split(os.pathsep)[0] == sim.az_directory
