@@ -159,18 +159,12 @@ def test_a_persistent_429_names_the_source_days_and_status(sim: AzureCostSimulat
 def test_a_5xx_on_a_next_link_page_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     paged_sim = started(monkeypatch, max_page_size=200)
     try:
+        paged_sim.fail_page = (2, 503, {"Retry-After": "1"})  # the second page fails once
         waits: list[float] = []
         reader = client(paged_sim, sleep=waits.append)
-        original = paged_sim.server.handle
-
-        def fail_second(request: Any) -> Any:
-            if paged_sim.request_count() == 1:
-                paged_sim.fail_next(503, {"Retry-After": "1"})
-            return original(request)
-
-        monkeypatch.setattr(paged_sim.server, "handle", fail_second)
         lines = reader.daily_costs(START, END)
-        assert waits == [1.0]
+        assert waits == [1.0] and paged_sim.fail_page is None
+        assert reader.request_count == paged_sim.request_count() == -(-len(lines) // 200) + 1
         assert all(total == paged_sim.expected_total_usd(day) for day, total in totals(lines).items())
     finally:
         paged_sim.stop()

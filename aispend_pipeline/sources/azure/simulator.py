@@ -241,8 +241,14 @@ class AzureCostSimulator(HttpSimulator):
         self.ignore_filter = False  # a faulty server answering every service
         self.reverse_columns = False  # the column order is not guaranteed
         self.queries: list[dict[str, Any]] = []  # the bodies received, first pages only
+        self.fail_page: tuple[int, int, dict[str, str]] | None = None  # (nth page, status, headers), once
         self._lock = threading.Lock()
+        self._served: list[str] = []
         self._dir: Path | None = None
+
+    def _pages_served(self, digest: str) -> list[str]:
+        with self._lock:
+            return [d for d in self._served if d == digest]
 
     # --- lifecycle and settings
 
@@ -375,6 +381,12 @@ class AzureCostSimulator(HttpSimulator):
         digest = hashlib.sha256(request.body).hexdigest()[:16]
         token = request.param("$skiptoken")
         offset = self._offset(token, digest) if token else 0
+        if token and self.fail_page is not None and self.fail_page[0] == len(self._pages_served(digest)) + 1:
+            _, status, headers = self.fail_page
+            self.fail_page = None
+            return Reply(error_body(status, f"simulated HTTP {status} on a nextLink page"), status, headers)
+        with self._lock:
+            self._served.append(digest)
         if not token:
             with self._lock:
                 self.queries.append(body)
