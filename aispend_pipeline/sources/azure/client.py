@@ -265,6 +265,7 @@ class AzureCostClient:
                 self.scope,
                 definition,
                 params={"$top": PAGE_ROWS},
+                stream=True,  # the SDK would parse the body with floats; it is read as text below
                 cls=lambda pipeline_response, _deserialized, _headers: pipeline_response.http_response,
             )
 
@@ -372,6 +373,7 @@ class AzureCostClient:
         return SourcePayloadError(SOURCE, f"Cost Management answered {status} ({said})", where)
 
     def _properties(self, response: Any, where: str) -> dict[str, Any]:
+        response.read()  # a streamed first page is loaded here
         if response.status_code == 204:
             return {"columns": [], "rows": [], "nextLink": None}
         try:
