@@ -1,0 +1,1 @@
+"""Azure Cost Management (Azure OpenAI and the other Foundry Models)."""
