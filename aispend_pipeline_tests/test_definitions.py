@@ -20,6 +20,7 @@ EXPECTED_ASSETS = {
     "cost_line_items",
     "team_daily_spend",
     "focus_cost_and_usage",
+    "spend_anomalies",
 }
 
 
