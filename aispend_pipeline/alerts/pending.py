@@ -58,7 +58,8 @@ class Alert:
                 f"${round_to_cent(self.expected_usd or Decimal(0)):,} ({self.reason})"
             )
         expected = "nothing" if self.expected_usd is None else f"${round_to_cent(self.expected_usd):,}"
-        return f"{span}: ${round_to_cent(self.actual_usd):,} on {self.peak_day} vs {expected} expected: {self.reason}"
+        peak = "" if self.last_day == self.day else f" (peak {self.peak_day})"
+        return f"{span}{peak}: ${round_to_cent(self.actual_usd):,} vs {expected} expected, {self.reason}"
 
 
 def pending_alerts(

@@ -184,3 +184,15 @@ def test_a_repeated_threshold_is_an_error_and_a_missing_file_means_none(tmp_path
     assert read_alert_thresholds(tmp_path) == []
     with pytest.raises(SeedError, match="line 2"):
         read_alert_thresholds(write_thresholds(tmp_path, "search,*,50", "search,*,60"))
+
+
+def test_the_sensor_skips_without_a_webhook(monkeypatch, tmp_path):
+    import dagster as dg
+
+    from aispend_pipeline.defs.anomalies import alert_delivery_sensor
+
+    monkeypatch.delenv("AISPEND_ALERT_WEBHOOK_URL", raising=False)
+    monkeypatch.setenv("AISPEND_DUCKDB_PATH", str(tmp_path / "none.duckdb"))
+    assert "not set" in alert_delivery_sensor(dg.build_sensor_context()).skip_message
+    monkeypatch.setenv("AISPEND_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    assert "delivered" in alert_delivery_sensor(dg.build_sensor_context()).skip_message
