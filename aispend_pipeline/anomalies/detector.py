@@ -3,11 +3,13 @@
 Every series (one team on one provider) is scored on the log scale, `y = log1p(cost)`, using only the
 days before the scored day:
 
-- level `m`: the median of `y` over the trailing `window_days`;
+- level `m`: the median of `y` over the trailing `window_days`, or over the last `shift_window_days` once
+  those differ by more than `level_shift_ratio` (a lasting level shift is absorbed in about four days,
+  after one alert, instead of two weeks);
 - weekday offset `o`: the median of `y - m` over the last `weekday_weeks` same weekdays (weekend dips of
   developer tools are expected, not anomalous);
-- spread: 1.4826 x the median absolute de-seasonalised residual over `window_days`, floored at
-  `min_scale` so a flat series does not turn every cent into a spike;
+- spread: 1.4826 x the median absolute de-seasonalised residual over `spread_days`, floored at
+  `min_scale` (about 10%) so a flat series does not turn every cent into a spike;
 - `score = (y - m - o) / spread`. A day is a spike when the score exceeds `score_threshold` AND its
   impact (cost - expected) is at least `min_impact_usd` AND at least `min_impact_pct` of expected:
   a $3 -> $9 jump on a tiny series is not worth anyone's attention.
@@ -41,20 +43,23 @@ TYPE_SPIKE, TYPE_DROP, TYPE_NEW_SPEND = "spike", "drop", "new_spend"
 class DetectorParams:
     """Every parameter of the detector, in one place (settings `AISPEND_ANOMALY_*` override some)."""
 
-    window_days: int = 28  # trailing days of the level median and of the spread
+    window_days: int = 28  # trailing days of the level median (and of 'new spend')
+    spread_days: int = 56  # trailing days of the spread (longer: a steadier estimate, fewer false alerts)
     weekday_weeks: int = 8  # same weekdays in the weekday offset
     min_history_days: int = 14  # fewer days of history: status insufficient_history, never a flag
     score_threshold: float = 3.5  # robust z-score on the log scale
-    min_scale: float = 0.05  # floor of the spread (about 5%), for flat series
+    min_scale: float = 0.1  # floor of the spread (about 10%), for flat series
     min_impact_usd: float = 10.0  # a flag needs cost - expected >= this ...
     min_impact_pct: float = 0.2  # ... and >= this share of expected
     new_spend_min_usd: float = 10.0  # a day at least this large after a quiet window is 'new_spend'
     direction: str = "up"  # 'up': spikes only; 'both': drops too
+    shift_window_days: int = 7  # a level shift is adopted once the median of these days ...
+    level_shift_ratio: float = 1.5  # ... differs from the long median by this factor (0: never)
 
     @property
     def history_days_needed(self) -> int:
         """Days before a scored day that its statistics can reach (level, offsets, then the spread)."""
-        return 2 * self.window_days + 7 * self.weekday_weeks + 7
+        return self.spread_days + self.window_days + 7 * self.weekday_weeks + 7
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -99,6 +104,9 @@ def score_matrix(
     active = active.astype(bool)
     y = np.log1p(cost.clip(lower=0)).where(active)
     level = _trailing(y, p.window_days, "median")
+    if p.level_shift_ratio > 1:  # a lasting change of level becomes the new normal within days
+        recent = _trailing(y, p.shift_window_days, "median")
+        level = level.mask((recent - level).abs() > np.log(p.level_shift_ratio), recent)
     residual = y - level
     offset = pd.DataFrame(np.nan, index=y.index, columns=y.columns)
     weekdays = pd.DatetimeIndex(y.index).weekday
@@ -107,7 +115,7 @@ def score_matrix(
         offset.loc[rows] = _trailing(residual.loc[rows], p.weekday_weeks, "median").to_numpy()
     expected_log = level + offset.fillna(0.0)
     deviation = y - expected_log
-    spread = _trailing(deviation.abs(), p.window_days, "median") * MAD_TO_SIGMA
+    spread = _trailing(deviation.abs(), p.spread_days, "median") * MAD_TO_SIGMA
     scale = spread.fillna(p.min_scale).clip(lower=p.min_scale)
     score = deviation / scale
 

@@ -60,7 +60,7 @@ def test_a_level_shift_alerts_once_and_is_absorbed(ledger):
     days = flagged_days(ledger.anomalies())
     assert days[0] == 60
     assert days == list(range(60, days[-1] + 1)), "one run of consecutive days: one alert"
-    assert days[-1] <= 60 + 16, "absorbed into the baseline within about two weeks"
+    assert days[-1] <= 60 + 6, "absorbed into the baseline within days"
 
 
 def test_a_month_start_seat_charge_is_not_scored(ledger):
