@@ -200,16 +200,18 @@ def markdown(rows: list[dict[str, object]]) -> str:
 
 
 def grid(series: int, seed: int) -> None:
-    """The tuning sweep: score threshold x spread window x spread floor x minimum $ impact."""
+    """The tuning sweep: score threshold x two-day threshold x spread window x spread floor."""
     cost, events, _, lags = generate(series, seed)
-    print("| k | spread days | min scale | min $ | recall | recall >= $50 | precision | F1 | false / series-yr |")
+    print("| k | two-day k | spread days | min scale | recall | recall >= $50 | precision | F1 | false / series-yr |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for k, spread, floor, usd in itertools.product((3.0, 3.5, 4.0), (28, 56), (0.05, 0.1), (10.0, 20.0)):
-        params = replace(DetectorParams(), score_threshold=k, spread_days=spread, min_scale=floor, min_impact_usd=usd)
+    for k, k2, spread, floor in itertools.product((3.5, 4.0), (0, 2.0, 2.5, 3.0), (28, 56), (0.05, 0.1)):
+        params = replace(
+            DetectorParams(), score_threshold=k, sustained_threshold=k2, spread_days=spread, min_scale=floor
+        )
         flags = default_flags(cost, params)
         every, material = evaluate(flags, events, lags), evaluate(flags, events, lags, material_only=True)
         print(
-            f"| {k} | {spread} | {floor} | {usd:.0f} | {every['recall']:.3f} | {material['recall']:.3f} "
+            f"| {k} | {k2} | {spread} | {floor} | {every['recall']:.3f} | {material['recall']:.3f} "
             f"| {every['precision']:.3f} | {every['f1']:.3f} | {every['false_per_series_year']:.3f} |"
         )
 

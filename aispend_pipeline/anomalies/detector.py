@@ -12,7 +12,8 @@ days before the scored day:
   `min_scale` (about 10%) so a flat series does not turn every cent into a spike;
 - `score = (y - m - o) / spread`. A day is a spike when the score exceeds `score_threshold` AND its
   impact (cost - expected) is at least `min_impact_usd` AND at least `min_impact_pct` of expected:
-  a $3 -> $9 jump on a tiny series is not worth anyone's attention.
+  a $3 -> $9 jump on a tiny series is not worth anyone's attention. Two days in a row above
+  `sustained_threshold` (and the floor) also flag: a level shift on a noisy series shows on its second day.
 
 A series with fewer than `min_history_days` days is not flagged (status `insufficient_history`). A
 team's first material spend on a provider (no day of `new_spend_min_usd` or more in the trailing
@@ -53,6 +54,7 @@ class DetectorParams:
     min_impact_pct: float = 0.2  # ... and >= this share of expected
     new_spend_min_usd: float = 10.0  # a day at least this large after a quiet window is 'new_spend'
     direction: str = "up"  # 'up': spikes only; 'both': drops too
+    sustained_threshold: float = 2.5  # two days in a row above this score (and the floor) also flag (0: off)
     shift_window_days: int = 7  # a level shift is adopted once the median of these days ...
     level_shift_ratio: float = 1.5  # ... differs from the long median by this factor (0: never)
 
@@ -128,7 +130,11 @@ def score_matrix(
     enough = history >= p.min_history_days
 
     unusual_up = score > p.score_threshold
-    spike = enough & unusual_up & (impact >= floor)
+    material = impact >= floor
+    spike = enough & unusual_up & material
+    if p.sustained_threshold > 0:  # a moderate rise that lasts: a level shift on a noisy series
+        raised = enough & material & (score > p.sustained_threshold)
+        spike = spike | (raised & raised.shift(1, fill_value=False))
     drop = enough & (score < -p.score_threshold) & (-impact >= floor) & (p.direction == "both")
     quiet_before = _trailing(cost.where(active, 0.0), p.window_days, "max").fillna(0.0) < p.new_spend_min_usd
     if covered is None:
