@@ -135,9 +135,11 @@ def evaluate(
     starts = values & ~np.vstack([np.zeros((1, series), bool), values[:-1]])
     run_id = np.cumsum(starts, axis=0)
     cells = np.argwhere(values)
-    runs = pd.DataFrame(
-        {"series": cells[:, 1], "run": run_id[values], "true": labelled[values]}
-    ).groupby(["series", "run"])["true"].any()
+    runs = (
+        pd.DataFrame({"series": cells[:, 1], "run": run_id[values], "true": labelled[values]})
+        .groupby(["series", "run"])["true"]
+        .any()
+    )
     true_alerts, alerts = int(runs.sum()), len(runs)
     recall = len(delays) / len(chosen) if chosen else float("nan")
     precision = true_alerts / alerts if alerts else float("nan")
@@ -183,10 +185,12 @@ def run(series: int, seed: int, params: DetectorParams) -> list[dict[str, object
 def breakdown(flags: pd.DataFrame, events: list[Event], lags: np.ndarray) -> pd.DataFrame:
     """Recall on material events by series kind and event type."""
     out = []
-    for (kind, kind_type), group in itertools.groupby(sorted(events, key=lambda e: (e.kind, e.type)), lambda e: (e.kind, e.type)):
-        group = list(group)
-        result = evaluate(flags, group, lags, material_only=True)
-        out.append({"series": kind, "event": kind_type, "material events": result["events"], "recall": result["recall"]})
+    by_kind = sorted(events, key=lambda e: (e.kind, e.type))
+    for (kind, event_type), group in itertools.groupby(by_kind, lambda e: (e.kind, e.type)):
+        result = evaluate(flags, list(group), lags, material_only=True)
+        out.append(
+            {"series": kind, "event": event_type, "material events": result["events"], "recall": result["recall"]},
+        )
     return pd.DataFrame(out)
 
 

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
 
 import duckdb
 import numpy as np
@@ -27,12 +26,11 @@ from aispend_pipeline.anomalies.detector import (
     TYPE_NEW_SPEND,
     TYPE_SPIKE,
     DetectorParams,
-    Scores,
     score_matrix,
 )
 from aispend_pipeline.schemas.line_items import TEAM_DAILY_SPEND
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
-from aispend_pipeline.warehouse.duckdb import _ensure, _insert_frame
+from aispend_pipeline.warehouse.duckdb import _ensure
 
 SPEND_ANOMALIES = Table(
     "main",
@@ -60,8 +58,6 @@ SPEND_ANOMALIES = Table(
     description="One row per evaluated (day, team, provider): Usage cost vs its seasonal baseline, flagged or not.",
     unique_key=("usage_date", "team", "provider"),
 )
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-CENT = Decimal("0.01")
 
 
 @dataclass
@@ -99,28 +95,36 @@ def build_spend_anomalies(
     params = params or DetectorParams()
     _ensure(con, TEAM_DAILY_SPEND)
     _ensure(con, SPEND_ANOMALIES)
-    frame = anomaly_rows(con, start, end, params)
+    scored = scored_rows(con, start, end, params)
+    table, names = SPEND_ANOMALIES.qualified_name, ", ".join(SPEND_ANOMALIES.column_names)
+    window = {"start": start, "end": end}
     with atomically(con):
-        con.execute(
-            f"DELETE FROM {SPEND_ANOMALIES.qualified_name} WHERE usage_date >= $start AND usage_date < $end",
-            {"start": start, "end": end},
-        )
-        _insert_frame(con, SPEND_ANOMALIES, frame)
-    flagged = frame[frame["is_anomaly"]] if len(frame) else frame
-    return BuildSummary(
-        start=start,
-        end=end,
-        rows=len(frame),
-        flagged=len(flagged),
-        insufficient_history=int((frame["status"] == STATUS_INSUFFICIENT).sum()) if len(frame) else 0,
-        flagged_rows=flagged[["usage_date", "team", "provider", "cost_usd", "expected_usd", "anomaly_type", "reason"]]
-        if len(frame)
-        else pd.DataFrame(),
-    )
+        con.execute(f"DELETE FROM {table} WHERE usage_date >= $start AND usage_date < $end", window)
+        if len(scored):
+            con.register("scored_days", scored)
+            try:
+                con.execute(f"INSERT INTO {table} ({names}) {_rows_sql(params)}")
+            finally:
+                con.unregister("scored_days")
+    rows, flagged, insufficient = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE is_anomaly), count(*) FILTER (WHERE status = $insufficient) "
+        f"FROM {table} WHERE usage_date >= $start AND usage_date < $end",
+        {**window, "insufficient": STATUS_INSUFFICIENT},
+    ).fetchone()
+    flagged_rows = con.execute(
+        f"SELECT usage_date, team, provider, CAST(cost_usd AS VARCHAR) AS cost_usd, "
+        f"CAST(expected_usd AS VARCHAR) AS expected_usd, anomaly_type, reason FROM {table} "
+        "WHERE is_anomaly AND usage_date >= $start AND usage_date < $end ORDER BY usage_date DESC, team, provider",
+        window,
+    ).df()
+    return BuildSummary(start, end, int(rows), int(flagged), int(insufficient), flagged_rows)
 
 
-def anomaly_rows(con: duckdb.DuckDBPyConnection, start: date, end: date, params: DetectorParams) -> pd.DataFrame:
-    """The spend_anomalies rows of [start, end), computed from the stored rollup (nothing written)."""
+def scored_rows(con: duckdb.DuckDBPyConnection, start: date, end: date, params: DetectorParams) -> pd.DataFrame:
+    """The evaluated (day, team, provider) of [start, end) with the detector's figures (nothing written).
+
+    History is read from the stored rollup: `params.history_days_needed` days before `start`, and each
+    series' first day with usage from the whole table (days before it are not history)."""
     history_start = start - timedelta(days=params.history_days_needed)
     spend = TEAM_DAILY_SPEND.qualified_name
     daily = con.execute(
@@ -135,143 +139,96 @@ def anomaly_rows(con: duckdb.DuckDBPyConnection, start: date, end: date, params:
         {"end": end},
     ).df()
     if daily.empty or first_usage.empty:
-        return pd.DataFrame(columns=SPEND_ANOMALIES.column_names)
+        return pd.DataFrame()
     daily["usage_date"] = pd.to_datetime(daily["usage_date"])
     days = pd.date_range(history_start, end - timedelta(days=1), freq="D")
-    cost = (
-        daily.pivot_table(index="usage_date", columns=["team", "provider"], values="cost", aggfunc="sum")
-        .reindex(days)
-        .fillna(0.0)
-    )
+    cost = daily.set_index(["usage_date", "team", "provider"])["cost"].unstack(["team", "provider"])
+    cost = cost.reindex(days).fillna(0.0)
     series = cost.columns
-    first = first_usage.set_index(["team", "provider"])["first_day"].reindex(series)
-    first_days = pd.to_datetime(first).to_numpy(dtype="datetime64[ns]")
-    active_values = days.to_numpy()[:, None] >= first_days[None, :]  # NaT compares False: never active
+    first = pd.to_datetime(first_usage.set_index(["team", "provider"])["first_day"].reindex(series))
+    active_values = days.to_numpy()[:, None] >= first.to_numpy(dtype="datetime64[ns]")[None, :]  # NaT: never
     active = pd.DataFrame(active_values, index=days, columns=series)
     present = daily.groupby(["usage_date", "provider"]).size().unstack(fill_value=0).reindex(days, fill_value=0) > 0
     covered = present.reindex(columns=series.get_level_values("provider")).set_axis(series, axis=1)
     scores = score_matrix(cost, active, params, covered)
 
-    rows = daily[daily["usage_date"] >= pd.Timestamp(start)].reset_index(drop=True)
-    day_at = ((rows["usage_date"] - pd.Timestamp(history_start)).dt.days).to_numpy()
+    rows = daily[daily["usage_date"] >= pd.Timestamp(start)]
+    day_at = (rows["usage_date"] - pd.Timestamp(history_start)).dt.days.to_numpy()
     series_at = series.get_indexer(pd.MultiIndex.from_frame(rows[["team", "provider"]]))
-    rows = rows[active.to_numpy()[day_at, series_at]].reset_index(drop=True)
-    day_at = ((rows["usage_date"] - pd.Timestamp(history_start)).dt.days).to_numpy()
-    series_at = series.get_indexer(pd.MultiIndex.from_frame(rows[["team", "provider"]]))
-    return _table_rows(rows, scores, day_at, series_at, params)
+    evaluated = active.to_numpy()[day_at, series_at]
+    rows, day_at, series_at = rows[evaluated], day_at[evaluated], series_at[evaluated]
+
+    def pick(frame: pd.DataFrame) -> np.ndarray:
+        return frame.to_numpy()[day_at, series_at]
+
+    return pd.DataFrame(
+        {
+            "usage_date": rows["usage_date"].to_numpy(),
+            "team": rows["team"].to_numpy(),
+            "provider": rows["provider"].to_numpy(),
+            "cost_text": rows["cost_text"].to_numpy(),
+            "expected": np.round(pick(scores.expected).astype(float), 2),
+            "lower": np.round(pick(scores.lower).astype(float), 2),
+            "upper": np.round(pick(scores.upper).astype(float), 2),
+            "score": pick(scores.score).astype(float),
+            "is_anomaly": pick(scores.is_anomaly).astype(bool),
+            "anomaly_type": pick(scores.anomaly_type),
+            "status": pick(scores.status),
+            "history_days": pick(scores.history_days).astype(int),
+            "below_floor": pick(scores.below_floor).astype(bool),
+        }
+    )
 
 
-def _pick(frame: pd.DataFrame, day_at: np.ndarray, series_at: np.ndarray) -> np.ndarray:
-    return frame.to_numpy()[day_at, series_at]
-
-
-def _cents(value: float) -> Decimal | None:
-    """A float estimate as exact cents for a DECIMAL column (None when there is no estimate yet)."""
-    return Decimal(repr(float(value))).quantize(CENT) if np.isfinite(value) else None
-
-
-def _text(values: list[Decimal | None]) -> list[str | None]:
-    return [None if v is None else str(v) for v in values]
-
-
-def _table_rows(
-    rows: pd.DataFrame, scores: Scores, day_at: np.ndarray, series_at: np.ndarray, params: DetectorParams
-) -> pd.DataFrame:
-    out = rows[["usage_date", "team", "provider"]].copy()
-    cost = [Decimal(text) for text in rows["cost_text"]]
-    expected = [_cents(v) for v in _pick(scores.expected, day_at, series_at)]
-    impact = [None if e is None else c - e for c, e in zip(cost, expected, strict=True)]
-    score = _pick(scores.score, day_at, series_at).astype(float)
-    flagged = _pick(scores.is_anomaly, day_at, series_at).astype(bool)
-    kind = _pick(scores.anomaly_type, day_at, series_at)
-    status = _pick(scores.status, day_at, series_at)
-    history = _pick(scores.history_days, day_at, series_at).astype(int)
-    below_floor = _pick(scores.below_floor, day_at, series_at).astype(bool)
-    lower = [_cents(v) for v in _pick(scores.lower, day_at, series_at)]
-    upper = [_cents(v) for v in _pick(scores.upper, day_at, series_at)]
-    impact_pct = [float(i / e) if e and i is not None else None for i, e in zip(impact, expected, strict=True)]
-    out["cost_usd"] = _text(cost)
-    out["expected_usd"] = _text(expected)
-    out["lower_usd"] = _text(lower)
-    out["upper_usd"] = _text(upper)
-    out["impact_usd"] = _text(impact)
-    out["impact_pct"] = pd.Series(impact_pct, dtype=object)
-    out["score"] = pd.Series([float(s) if np.isfinite(s) else None for s in score], dtype=object)
-    out["is_anomaly"] = flagged
-    out["anomaly_type"] = [k if f else None for k, f in zip(kind, flagged, strict=True)]
-    out["severity"] = [_severity(p) if f else None for p, f in zip(impact_pct, flagged, strict=True)]
-    out["status"] = status
-    out["history_days"] = history
-    weekday = [WEEKDAYS[d.weekday()] for d in rows["usage_date"]]
-    out["reason"] = [
-        _reason(*values, params)
-        for values in zip(
-            kind,
-            flagged,
-            status,
-            below_floor,
-            cost,
-            expected,
-            lower,
-            upper,
-            impact,
-            score,
-            history,
-            weekday,
-            strict=True,
-        )
-    ]
-    out["method"] = METHOD
-    out["detector_version"] = DETECTOR_VERSION
-    return out
-
-
-def _severity(impact_pct: float | None) -> str:
-    if impact_pct is None or impact_pct >= 0.5:
-        return "high"
-    return "medium" if impact_pct >= 0.2 else "low"
-
-
-def _usd(amount: Decimal) -> str:
+def _usd_sql(expression: str) -> str:
     """Whole dollars when large, cents when small: what a reader needs at a glance."""
-    return f"${amount:,.0f}" if abs(amount) >= 100 else f"${amount:,.2f}"
+    value = f"CAST({expression} AS DOUBLE)"
+    return f"CASE WHEN abs({value}) >= 100 THEN format('${{:,.0f}}', {value}) ELSE format('${{:,.2f}}', {value}) END"
 
 
-def _reason(
-    kind: str | None,
-    flagged: bool,
-    status: str,
-    below_floor: bool,
-    cost: Decimal,
-    expected: Decimal,
-    lower: Decimal,
-    upper: Decimal,
-    impact: Decimal,
-    score: float,
-    history: int,
-    weekday: str,
-    params: DetectorParams,
-) -> str:
-    """One sentence a person can act on."""
-    if flagged and kind == TYPE_NEW_SPEND:
-        return (
-            f"new spend: {_usd(cost)}, the first day of ${params.new_spend_min_usd:,.0f} or more "
-            f"in {params.window_days} days"
-        )
-    if flagged and kind == TYPE_DROP:
-        return f"{_usd(cost)}, {-impact / expected:.0%} below the usual {_usd(expected)} for a {weekday}"
-    if flagged:
-        if expected >= CENT:
-            return (
-                f"{cost / expected:.1f}x the usual {_usd(expected)} for a {weekday} "
-                f"(+{_usd(impact)}, score {score:.1f})"
-            )
-        return f"{_usd(cost)} where almost nothing is usual for a {weekday} (score {score:.1f})"
-    if status == STATUS_INSUFFICIENT:
-        return f"not scored: {history} days of history, {params.min_history_days} needed"
-    if below_floor:
-        return (
-            f"unusual (score {score:.1f}) but +{_usd(impact)} is under the impact floor "
-            f"(${params.min_impact_usd:,.0f} and {params.min_impact_pct:.0%} of {_usd(expected)})"
-        )
-    return f"within the usual range for a {weekday} ({_usd(lower)} to {_usd(upper)})"
+def _rows_sql(params: DetectorParams) -> str:
+    """The table's rows from `scored_days`: exact decimals, impact, severity and the reason, set-based."""
+    p = params
+    cents = "CAST(CAST({} AS DECIMAL(18, 2)) AS " + DECIMAL + ")"
+    reason = f"""CASE
+        WHEN is_anomaly AND anomaly_type = '{TYPE_NEW_SPEND}' THEN 'new spend: ' || {_usd_sql("cost_usd")}
+            || ', the first day of {_dollars(p.new_spend_min_usd)} or more in {p.window_days} days'
+        WHEN is_anomaly AND anomaly_type = '{TYPE_DROP}' THEN {_usd_sql("cost_usd")} || ', '
+            || format('{{:.0f}}', -100 * impact_pct) || '% below the usual ' || {_usd_sql("expected_usd")}
+            || ' for a ' || dayname(usage_date)
+        WHEN is_anomaly AND expected_usd >= 0.01 THEN format('{{:.1f}}', CAST(cost_usd / expected_usd AS DOUBLE))
+            || 'x the usual ' || {_usd_sql("expected_usd")} || ' for a ' || dayname(usage_date)
+            || ' (+' || {_usd_sql("impact_usd")} || ', score ' || format('{{:.1f}}', score) || ')'
+        WHEN is_anomaly THEN {_usd_sql("cost_usd")} || ' where almost nothing is usual for a ' || dayname(usage_date)
+        WHEN status = '{STATUS_INSUFFICIENT}' THEN 'not scored: ' || history_days || ' days of history, '
+            || '{p.min_history_days} needed'
+        WHEN below_floor THEN 'unusual (score ' || format('{{:.1f}}', score) || ') but +' || {_usd_sql("impact_usd")}
+            || ' is under the impact floor ({_dollars(p.min_impact_usd)} and {p.min_impact_pct:.0%} of '
+            || {_usd_sql("expected_usd")} || ')'
+        ELSE 'within the usual range for a ' || dayname(usage_date) || ' (' || {_usd_sql("lower_usd")} || ' to '
+            || {_usd_sql("upper_usd")} || ')'
+    END"""
+    return f"""
+    WITH figures AS (
+        SELECT usage_date::DATE AS usage_date, team, provider, CAST(cost_text AS {DECIMAL}) AS cost_usd,
+            {cents.format("expected")} AS expected_usd, {cents.format("lower")} AS lower_usd,
+            {cents.format("upper")} AS upper_usd,
+            CASE WHEN isfinite(score) THEN score END AS score, is_anomaly, anomaly_type, status,
+            history_days, below_floor
+        FROM scored_days
+    ), impacts AS (
+        SELECT *, cost_usd - expected_usd AS impact_usd,
+            CASE WHEN expected_usd > 0 THEN CAST((cost_usd - expected_usd) / expected_usd AS DOUBLE) END AS impact_pct
+        FROM figures
+    )
+    SELECT usage_date, team, provider, cost_usd, expected_usd, lower_usd, upper_usd, impact_usd, impact_pct, score,
+        is_anomaly, CASE WHEN is_anomaly THEN anomaly_type END AS anomaly_type,
+        CASE WHEN NOT is_anomaly THEN NULL WHEN impact_pct IS NULL OR impact_pct >= 0.5 THEN 'high'
+            WHEN impact_pct >= 0.2 THEN 'medium' ELSE 'low' END AS severity,
+        status, history_days, {reason} AS reason, '{METHOD}' AS method, '{DETECTOR_VERSION}' AS detector_version
+    FROM impacts
+    """
+
+
+def _dollars(amount: float) -> str:
+    return f"${amount:,.0f}"
