@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pandas as pd
+import pytest
 
 from aispend_pipeline.anomalies.build import build_spend_anomalies
 from aispend_pipeline.anomalies.detector import DetectorParams
@@ -121,3 +122,15 @@ def test_too_little_history_is_a_status_and_a_new_team_is_new_spend(ledger):
 def test_no_rollup_rows_stores_nothing(ledger):
     summary = build_spend_anomalies(ledger.con, date(2026, 1, 1), date(2026, 2, 1))
     assert summary.rows == 0 and ledger.anomalies().empty
+
+
+def test_detector_settings_override_the_defaults_and_are_validated():
+    from aispend_pipeline.settings import SettingsError, detector_params, settings_problems
+
+    params = detector_params({"AISPEND_ANOMALY_SCORE_THRESHOLD": "4", "AISPEND_ANOMALY_MIN_IMPACT_USD": "25"})
+    assert (params.score_threshold, params.min_impact_usd, params.new_spend_min_usd) == (4.0, 25.0, 25.0)
+    assert detector_params({}) == DetectorParams()
+    problems = settings_problems({"AISPEND_ANOMALY_MIN_IMPACT_PCT": "lots"})
+    assert any("AISPEND_ANOMALY_MIN_IMPACT_PCT='lots'" in p for p in problems)
+    with pytest.raises(SettingsError, match="AISPEND_ANOMALY_SCORE_THRESHOLD"):
+        detector_params({"AISPEND_ANOMALY_SCORE_THRESHOLD": "-1"})
