@@ -3,8 +3,8 @@
 `build_spend_anomalies` is a plain function over an open DuckDB connection: it reads the history it needs
 from `main.team_daily_spend` in the same connection (so a one-day run scores yesterday exactly as a
 backfill would) and replaces the rows of [start, end), so a restated day updates its row and re-running a
-range changes nothing. It does not commit anything beyond its own statements: the caller decides when
-the connection's work is published.
+range changes nothing. Its writes are one transaction, or part of the caller's when one is open, so the
+caller decides when the connection's work is published.
 """
 
 from __future__ import annotations
@@ -72,14 +72,21 @@ class BuildSummary:
     flagged_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the caller has a transaction open: outside one, every statement gets its own id.
+
+    (A second BEGIN would abort the caller's transaction, so it cannot be used as the probe.)"""
+    probe = "SELECT txid_current()"
+    return con.execute(probe).fetchone()[0] == con.execute(probe).fetchone()[0]
+
+
 @contextmanager
 def atomically(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Run the block in one transaction, or inside the caller's when one is already open."""
-    try:
-        con.begin()
-    except duckdb.TransactionException:  # the caller's transaction decides
+    if in_transaction(con):
         yield
         return
+    con.begin()
     try:
         yield
     except BaseException:

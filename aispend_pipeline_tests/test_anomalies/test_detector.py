@@ -134,3 +134,17 @@ def test_detector_settings_override_the_defaults_and_are_validated():
     assert any("AISPEND_ANOMALY_MIN_IMPACT_PCT='lots'" in p for p in problems)
     with pytest.raises(SettingsError, match="AISPEND_ANOMALY_SCORE_THRESHOLD"):
         detector_params({"AISPEND_ANOMALY_SCORE_THRESHOLD": "-1"})
+
+
+def test_inside_the_callers_transaction_the_caller_decides_what_is_published(ledger):
+    ledger.lines("support", "openai", steady(30, 100.0))
+    ledger.con.begin()
+    build_spend_anomalies(ledger.con, START, END)
+    assert len(ledger.anomalies()) == 30
+    ledger.con.rollback()
+    build_spend_anomalies(ledger.con, START, START)  # creates the table outside the rolled-back work
+    assert ledger.anomalies().empty
+    ledger.con.begin()
+    build_spend_anomalies(ledger.con, START, END)
+    ledger.con.commit()
+    assert len(ledger.anomalies()) == 30
