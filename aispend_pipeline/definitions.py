@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from aispend_pipeline.defs.anomalies import alert_delivery_sensor
 from aispend_pipeline.defs.resources import build_resources
 from aispend_pipeline.defs.run import aispend_run
 from aispend_pipeline.defs.schedules import daily_job, daily_schedule
@@ -13,6 +14,7 @@ def build_definitions() -> dg.Definitions:
         assets=[aispend_run],
         jobs=[daily_job],
         schedules=[daily_schedule],
+        sensors=[alert_delivery_sensor],
         resources=build_resources(),
         executor=dg.in_process_executor,
     )

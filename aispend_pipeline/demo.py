@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from aispend_pipeline.anomalies.build import SPEND_ANOMALIES
 from aispend_pipeline.core.money import round_to_cent
 from aispend_pipeline.export.focus import export_focus
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, TEAM_DAILY_SPEND
@@ -73,6 +74,11 @@ def summary(warehouse: DuckDBWarehouse, first: date, last: date, requests: dict[
         "ORDER BY cost_usd DESC LIMIT 1",
         params,
     )
+    flagged = warehouse.rows(
+        f"SELECT usage_date, team, provider, anomaly_type, reason FROM {SPEND_ANOMALIES.qualified_name} "
+        f"{where} AND is_anomaly ORDER BY usage_date DESC, team, provider",
+        params,
+    )
     total = sum((amount for _, amount in providers), Decimal(0))
     lines = [
         f"\nAI spend {first} .. {last} ({(last - first).days + 1} days): {_usd(total)} USD",
@@ -84,9 +90,12 @@ def summary(warehouse: DuckDBWarehouse, first: date, last: date, requests: dict[
     if peak:
         day, team, provider, amount = peak[0]
         lines.append(f"  largest team-day: {day} {team} on {provider}: {_usd(amount)} USD")
+    lines.append(f"  flagged anomalies: {len(flagged)}" + ("" if flagged else " (none)"))
+    lines += [f"    {day} {team} on {provider} ({kind}): {reason}" for day, team, provider, kind, reason in flagged[:8]]
     lines += [
         f"  API requests: {', '.join(f'{k} {v}' for k, v in requests.items())}; wall time {seconds:.1f} s",
-        f"  DuckDB file: {warehouse.path.resolve()}  (tables cost_line_items, team_daily_spend, focus_cost_and_usage)",
+        f"  DuckDB file: {warehouse.path.resolve()}",
+        "    (tables cost_line_items, team_daily_spend, spend_anomalies, alert_log, focus_cost_and_usage, ...)",
         f"  report: {report_path(warehouse.path).resolve()}  (open it in a browser)",
     ]
     return "\n".join(lines)

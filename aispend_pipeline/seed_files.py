@@ -22,6 +22,7 @@ from aispend_pipeline.sources.manual_invoices.vendors import VENDOR_SLUGS
 ORG_MAPPING_FILE = "org_mapping.csv"
 MANUAL_INVOICES_FILE = "manual_invoices.csv"
 FX_RATES_FILE = "fx_rates.csv"
+ALERT_THRESHOLDS_FILE = "alert_thresholds.csv"
 
 ORG_MAPPING_FIELDS = ("provider", "dimension", "value", "team", "cost_centre", "product", "valid_from", "valid_to")
 MANUAL_INVOICE_FIELDS = (
@@ -36,6 +37,7 @@ MANUAL_INVOICE_FIELDS = (
     "notes",
 )
 FX_RATE_FIELDS = ("month", "currency", "usd_per_unit")
+ALERT_THRESHOLD_FIELDS = ("team", "provider", "daily_limit_usd")
 
 # Most specific first: a lower rank wins when several rules match a line on its day.
 DIMENSION_RANK: dict[str, int] = {
@@ -97,6 +99,16 @@ class ManualInvoice:
         return date.fromisoformat(f"{self.invoice_month}-01")
 
 
+@dataclass(frozen=True)
+class AlertThreshold:
+    """A daily limit for a team on one provider, or on all its providers together (`provider` '*')."""
+
+    line: int
+    team: str
+    provider: str
+    daily_limit_usd: Decimal
+
+
 def vendor_slug(vendor: str) -> str:
     """`Acme Voice AI` -> `acme_voice_ai`; a vendor with an API source -> that source's slug."""
     squashed = re.sub(r"[^a-z0-9]", "", vendor.lower())
@@ -126,6 +138,26 @@ def read_fx_rates(seeds_dir: Path) -> dict[tuple[str, str], Decimal]:
             raise SeedError(FX_RATES_FILE, line, "usd_per_unit", f"{rate} must be positive")
         rates[(month, currency)] = rate
     return rates
+
+
+def read_alert_thresholds(seeds_dir: Path) -> list[AlertThreshold]:
+    file = ALERT_THRESHOLDS_FILE
+    thresholds: list[AlertThreshold] = []
+    seen: dict[tuple[str, str], int] = {}
+    for line, row in _rows(seeds_dir / file, ALERT_THRESHOLD_FIELDS):
+        team = _required(row, "team", file, line)
+        provider = _required(row, "provider", file, line).lower()
+        if provider != "*" and not SLUG.match(provider):
+            raise SeedError(file, line, "provider", f"{provider!r} is not a provider slug (e.g. openai) or '*'")
+        limit = _decimal(row, "daily_limit_usd", file, line)
+        if limit <= 0:
+            raise SeedError(file, line, "daily_limit_usd", f"{limit} must be a positive amount in USD")
+        if (team, provider) in seen:
+            earlier = seen[team, provider]
+            raise SeedError(file, line, "provider", f"{team}/{provider} already has a limit on line {earlier}")
+        seen[team, provider] = line
+        thresholds.append(AlertThreshold(line=line, team=team, provider=provider, daily_limit_usd=limit))
+    return thresholds
 
 
 def _rows(path: Path, fields: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:

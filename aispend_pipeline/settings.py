@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 
+from aispend_pipeline.anomalies.detector import DetectorParams
 from aispend_pipeline.errors import AispendError
 
 DEFAULT_DUCKDB_PATH = "data/aispend.duckdb"
@@ -89,6 +90,47 @@ def unallocated_warn_share(env: Mapping[str, str] | None = None) -> Decimal:
     return value
 
 
+# Detector parameters a user may override: setting -> (DetectorParams field, smallest allowed, example).
+ANOMALY_SETTINGS: dict[str, tuple[str, float, str]] = {
+    "AISPEND_ANOMALY_SCORE_THRESHOLD": ("score_threshold", 0.5, "3.5"),
+    "AISPEND_ANOMALY_MIN_IMPACT_USD": ("min_impact_usd", 0.0, "10"),
+    "AISPEND_ANOMALY_MIN_IMPACT_PCT": ("min_impact_pct", 0.0, "0.2"),
+}
+
+
+def _detector_params(env: Mapping[str, str], problems: list[str]) -> DetectorParams:
+    overrides: dict[str, float] = {}
+    for name, (attribute, smallest, example) in ANOMALY_SETTINGS.items():
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not value >= smallest:
+            problems.append(f"{name}={raw!r} must be a number of at least {smallest:g}, e.g. {name}={example}")
+            continue
+        overrides[attribute] = value
+    if "min_impact_usd" in overrides:  # new spend is material at the same dollar floor
+        overrides["new_spend_min_usd"] = overrides["min_impact_usd"]
+    return DetectorParams(**overrides)  # type: ignore[arg-type]
+
+
+def detector_params(env: Mapping[str, str] | None = None) -> DetectorParams:
+    """The anomaly detector's parameters: the defaults, with AISPEND_ANOMALY_* overrides (validated)."""
+    problems: list[str] = []
+    params = _detector_params(os.environ if env is None else env, problems)
+    if problems:
+        raise SettingsError(problems[0])
+    return params
+
+
+def alert_webhook_url(env: Mapping[str, str] | None = None) -> str | None:
+    """AISPEND_ALERT_WEBHOOK_URL, read at run time (a secret: never logged or stored)."""
+    return (os.environ if env is None else env).get("AISPEND_ALERT_WEBHOOK_URL", "").strip() or None
+
+
 def settings_problems(env: Mapping[str, str] | None = None) -> list[str]:
     """Every general setting that has an unusable value, each with what to do (empty: all good)."""
     env = os.environ if env is None else env
@@ -99,6 +141,7 @@ def settings_problems(env: Mapping[str, str] | None = None) -> list[str]:
         unallocated_warn_share(env)
     except SettingsError as exc:
         problems.append(str(exc))
+    _detector_params(env, problems)
     seeds = Path(env.get("AISPEND_SEEDS_DIR") or DEFAULT_SEEDS_DIR)
     if not seeds.is_dir():
         named = "AISPEND_SEEDS_DIR" if env.get("AISPEND_SEEDS_DIR") else f"the default seeds directory ({seeds})"

@@ -22,6 +22,7 @@ EXPECTED_ASSETS = {
     "focus_cost_and_usage",
     "source_inventory",
     "analyst_report",
+    "spend_anomalies",
 }
 
 
@@ -30,6 +31,7 @@ def test_every_asset_is_partitioned_documented_owned_and_kinded():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == EXPECTED_ASSETS
+    assert {sensor.name for sensor in defs.sensors} == {"alert_delivery_sensor"}
     for spec in defs.resolve_all_asset_specs():
         name = spec.key.to_user_string()
         assert spec.description, name

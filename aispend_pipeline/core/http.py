@@ -90,7 +90,21 @@ class ApiClient:
         """Call `base_url + path` (or an absolute URL the provider handed out, e.g. a `Link` header's next
         page) with retries; return the JSON body (numbers as `Decimal`/`int`) and the response headers."""
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        shown = urlsplit(url).path
+        response, attempts = self.send(method, url, params=params, json_body=json_body)
+        return self._decode(response, urlsplit(url).path, retries=attempts - 1), response.headers
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+    ) -> tuple[requests.Response, int]:
+        """The shared retry loop: the last response (whatever its status) and the attempts made.
+
+        For callers whose answer is not JSON (a webhook answers `ok`); connection failures past the
+        retries raise `SourceUnavailableError`."""
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
         attempt = 0
         while True:
             attempt += 1
@@ -113,7 +127,7 @@ class ApiClient:
                 asked = self._retry_after(response)
                 self.sleep(self._backoff(attempt) if asked is None else asked)
                 continue
-            return self._decode(response, shown, retries=attempt - 1), response.headers
+            return response, attempt
 
     def _decode(self, response: requests.Response, path: str, retries: int = 0) -> Any:
         status = response.status_code

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from aispend_pipeline.defs import allocate, marts, normalise, report
+from aispend_pipeline.defs import allocate, anomalies, marts, normalise, report
 from aispend_pipeline.defs.asset_defaults import OWNERS
 from aispend_pipeline.defs.ingest import (
     FRESHNESS_CHECK,
@@ -87,6 +87,14 @@ SPECS = [
         layer="marts",
     ),
     _spec(
+        anomalies.KEY,
+        anomalies.DESCRIPTION,
+        "marts",
+        {"pandas", "duckdb"},
+        [marts.ROLLUP_KEY],
+        layer="marts",
+    ),
+    _spec(
         report.INVENTORY_KEY,
         "Every source the product knows (API sources and manual vendors): configured or not, last data, "
         "spend in the last 30 days, coverage gaps.",
@@ -100,7 +108,7 @@ SPECS = [
         report.REPORT_DESCRIPTION,
         "marts",
         {"html", "plotly"},
-        [marts.ROLLUP_KEY, report.INVENTORY_KEY],
+        [marts.ROLLUP_KEY, anomalies.KEY, report.INVENTORY_KEY],
         layer="report",
     ),
 ]
@@ -140,6 +148,11 @@ CHECK_SPECS = [
         description="Each invoice month the run touched sums exactly to its invoices, whatever days the run covered.",
     ),
     dg.AssetCheckSpec(allocate.UNALLOCATED_CHECK, asset=allocate.KEY, description=allocate.UNALLOCATED_DESCRIPTION),
+    dg.AssetCheckSpec(
+        anomalies.DELIVERY_CHECK,
+        asset=anomalies.KEY,
+        description="Warns when an alert could not be posted to the webhook (retried by the next run).",
+    ),
     dg.AssetCheckSpec(
         marts.RECONCILE_CHECK,
         asset=marts.ROLLUP_KEY,
@@ -196,6 +209,8 @@ def run_pipeline(
                 f"nothing was published, the tables are as before the run",
                 outcomes,
             )
+        if anomalies.KEY in selected:  # the data is checked: score it and alert, then publish both together
+            outcomes.append(anomalies.build_anomalies(building, seeds.path, first, after, end - timedelta(days=1)))
         if report.REPORT_KEY in selected:  # checks passed: the report shows what is about to be published
             outcomes.append(report.write_analyst_report(building, warehouse.path, end - timedelta(days=1)))
     log(f"published {warehouse.database} for {first} .. {after - timedelta(days=1)}")

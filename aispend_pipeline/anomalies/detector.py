@@ -1,0 +1,160 @@
+"""The robust seasonal baseline that scores daily Usage spend ("log-median-weekday").
+
+Every series (one team on one provider) is scored on the log scale, `y = log1p(cost)`, using only the
+days before the scored day:
+
+- level `m`: the median of `y` over the trailing `window_days`, or over the last `shift_window_days` once
+  those differ by more than `level_shift_ratio` (a lasting level shift is absorbed in about four days,
+  after one alert, instead of two weeks);
+- weekday offset `o`: the median of `y - m` over the last `weekday_weeks` same weekdays (weekend dips of
+  developer tools are expected, not anomalous);
+- spread: 1.4826 x the median absolute de-seasonalised residual over `spread_days`, floored at
+  `min_scale` (about 10%) so a flat series does not turn every cent into a spike;
+- `score = (y - m - o) / spread`. A day is a spike when the score exceeds `score_threshold` AND its
+  impact (cost - expected) is at least `min_impact_usd` AND at least `min_impact_pct` of expected:
+  a $3 -> $9 jump on a tiny series is not worth anyone's attention. Two days in a row above
+  `sustained_threshold` (and the floor) also flag: a level shift on a noisy series shows on its second day.
+
+A series with fewer than `min_history_days` days is not flagged (status `insufficient_history`). A
+team's first material spend on a provider (no day of `new_spend_min_usd` or more in the trailing
+window) is its own type, `new_spend`, when the provider's data covers enough days to know it is new.
+
+Each statistic reads a bounded trailing window, so scoring yesterday in a daily run gives the same row as
+a backfill of the year: `history_days_needed` says how many days before a range must be read.
+Everything is vectorised over a (days x series) matrix with pandas rolling windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+METHOD = "log_median_weekday"
+DETECTOR_VERSION = "1"
+MAD_TO_SIGMA = 1.4826
+
+STATUS_OK = "ok"
+STATUS_INSUFFICIENT = "insufficient_history"
+TYPE_SPIKE, TYPE_DROP, TYPE_NEW_SPEND = "spike", "drop", "new_spend"
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """Every parameter of the detector, in one place (settings `AISPEND_ANOMALY_*` override some)."""
+
+    window_days: int = 28  # trailing days of the level median (and of 'new spend')
+    spread_days: int = 56  # trailing days of the spread (longer: a steadier estimate, fewer false alerts)
+    weekday_weeks: int = 8  # same weekdays in the weekday offset
+    min_history_days: int = 14  # fewer days of history: status insufficient_history, never a flag
+    score_threshold: float = 3.5  # robust z-score on the log scale
+    min_scale: float = 0.1  # floor of the spread (about 10%), for flat series
+    min_impact_usd: float = 10.0  # a flag needs cost - expected >= this ...
+    min_impact_pct: float = 0.2  # ... and >= this share of expected
+    new_spend_min_usd: float = 10.0  # a day at least this large after a quiet window is 'new_spend'
+    direction: str = "up"  # 'up': spikes only; 'both': drops too
+    sustained_threshold: float = 2.5  # two days in a row above this score (and the floor) also flag (0: off)
+    shift_window_days: int = 7  # a level shift is adopted once the median of these days ...
+    level_shift_ratio: float = 1.5  # ... differs from the long median by this factor (0: never)
+
+    @property
+    def history_days_needed(self) -> int:
+        """Days before a scored day that its statistics can reach (level, offsets, then the spread)."""
+        return self.spread_days + self.window_days + 7 * self.weekday_weeks + 7
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class Scores:
+    """Per-day, per-series results; each attribute is a (days x series) frame aligned with the input."""
+
+    expected: pd.DataFrame
+    lower: pd.DataFrame
+    upper: pd.DataFrame
+    score: pd.DataFrame
+    history_days: pd.DataFrame
+    is_anomaly: pd.DataFrame
+    anomaly_type: pd.DataFrame
+    status: pd.DataFrame
+    below_floor: pd.DataFrame  # unusual by score, but the impact is below the floor
+
+
+def _trailing(frame: pd.DataFrame, days: int, how: str) -> pd.DataFrame:
+    """The statistic over the `days` days before each day (the day itself excluded)."""
+    rolling = frame.rolling(days, min_periods=1)
+    return getattr(rolling, how)().shift(1)
+
+
+def score_matrix(
+    cost: pd.DataFrame,
+    active: pd.DataFrame,
+    params: DetectorParams,
+    covered: pd.DataFrame | None = None,
+) -> Scores:
+    """Score every day of every series.
+
+    `cost`: usage cost per day (rows: a dense range of days, columns: series), zeros where nothing was
+    spent. `active`: True from each series' first day with usage (earlier days are not history).
+    `covered`: True where the provider had data for the day at all (None: always); `new_spend` needs the
+    provider covered for `min_history_days` of the trailing window, so the first days of a new warehouse
+    are not all "new".
+    """
+    p = params
+    active = active.astype(bool)
+    y = np.log1p(cost.clip(lower=0)).where(active)
+    level = _trailing(y, p.window_days, "median")
+    if p.level_shift_ratio > 1:  # a lasting change of level becomes the new normal within days
+        recent = _trailing(y, p.shift_window_days, "median")
+        level = level.mask((recent - level).abs() > np.log(p.level_shift_ratio), recent)
+    residual = y - level
+    offset = pd.DataFrame(np.nan, index=y.index, columns=y.columns)
+    weekdays = pd.DatetimeIndex(y.index).weekday
+    for weekday in range(7):
+        rows = weekdays == weekday
+        offset.loc[rows] = _trailing(residual.loc[rows], p.weekday_weeks, "median").to_numpy()
+    expected_log = level + offset.fillna(0.0)
+    deviation = y - expected_log
+    spread = _trailing(deviation.abs(), p.spread_days, "median") * MAD_TO_SIGMA
+    scale = spread.fillna(p.min_scale).clip(lower=p.min_scale)
+    score = deviation / scale
+
+    expected = np.expm1(expected_log).clip(lower=0.0)
+    upper = np.expm1(expected_log + p.score_threshold * scale)
+    lower = np.expm1(expected_log - p.score_threshold * scale).clip(lower=0.0)
+    impact = cost - expected
+    floor = np.maximum(p.min_impact_usd, p.min_impact_pct * expected)
+    history = _trailing(active.astype(float), p.window_days, "sum").fillna(0.0)
+    enough = history >= p.min_history_days
+
+    unusual_up = score > p.score_threshold
+    material = impact >= floor
+    spike = enough & unusual_up & material
+    if p.sustained_threshold > 0:  # a moderate rise that lasts: a level shift on a noisy series
+        raised = enough & material & (score > p.sustained_threshold)
+        spike = spike | (raised & raised.shift(1, fill_value=False))
+    drop = enough & (score < -p.score_threshold) & (-impact >= floor) & (p.direction == "both")
+    quiet_before = _trailing(cost.where(active, 0.0), p.window_days, "max").fillna(0.0) < p.new_spend_min_usd
+    if covered is None:
+        provider_known = pd.DataFrame(True, index=cost.index, columns=cost.columns)
+    else:
+        provider_known = _trailing(covered.astype(float), p.window_days, "sum").fillna(0.0) >= p.min_history_days
+    new_spend = active & (cost >= p.new_spend_min_usd) & quiet_before & ((~enough & provider_known) | (enough & spike))
+
+    kind = pd.DataFrame(None, index=cost.index, columns=cost.columns, dtype=object)
+    kind = kind.mask(drop, TYPE_DROP).mask(spike, TYPE_SPIKE).mask(new_spend, TYPE_NEW_SPEND)
+    status = pd.DataFrame(STATUS_OK, index=cost.index, columns=cost.columns).mask(~enough, STATUS_INSUFFICIENT)
+    below_floor = enough & unusual_up & ~spike
+    return Scores(
+        expected=expected,
+        lower=lower,
+        upper=upper,
+        score=score,
+        history_days=history,
+        is_anomaly=spike | drop | new_spend,
+        anomaly_type=kind,
+        status=status,
+        below_floor=below_floor,
+    )

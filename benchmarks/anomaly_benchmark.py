@@ -1,0 +1,246 @@
+"""Measure the spend anomaly detector on seeded, labelled synthetic daily series.
+
+    .venv/bin/python benchmarks/anomaly_benchmark.py                 # the reported table (seed 2)
+    .venv/bin/python benchmarks/anomaly_benchmark.py --seed 1 --grid  # the tuning sweep (seed 1)
+
+There is no offline, spend-like labelled benchmark to download, so the series are generated: tiny
+(a few dollars, many zero days), steady API, bursty, weekday-seasonal developer tools, seat-like
+step changes, all with slow growth and log-normal noise, and some days whose cost lands partly on the next
+day (late and restated data). Labelled events: spikes of several sizes (x1.5 to x8, 1 to 3 days) and
+permanent level shifts (x1.8 to x3.5). Seat-like steps (+5..15%) and late-landing days are benign.
+
+Metrics, for the default detector and for a naive rolling mean + 3 sigma:
+- event recall: an event counts as detected when a flag falls on its first day or the day after;
+- alert precision: a run of consecutive flagged days is one alert; it is true when it overlaps an
+  event's labelled days (spike days, the first 3 days of a shift) or the day after them;
+- F1, false alerts per series-year, median detection delay (days), runtime per 1,000 series-years.
+Both detectors use the same impact floor (min $ and min % of expected). Scoring starts after a warm-up.
+Defaults were tuned with `--grid` on seed 1; the table in docs/anomalies.md is seed 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from aispend_pipeline.anomalies.detector import DetectorParams, score_matrix
+
+DAYS = 365
+WARMUP = 56
+MATERIAL_USD = 50.0
+RESTATED_SHARE = 0.05
+KINDS = ("tiny", "steady_api", "bursty", "weekday_seasonal", "seat_like")
+
+
+@dataclass(frozen=True)
+class Event:
+    series: int
+    kind: str  # the series kind
+    type: str  # spike or shift
+    onset: int
+    days: int  # labelled days
+    factor: float
+    impact_usd: float  # expected excess on the first day
+
+
+def generate(series: int, seed: int, days: int = DAYS) -> tuple[pd.DataFrame, list[Event], list[str], np.ndarray]:
+    """(cost matrix days x series, labelled events, kind of each series, restatement lag per day)."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2025-01-06", periods=days, freq="D")
+    weekday = index.weekday.to_numpy()
+    columns, events, kinds, lags = [], [], [], []
+    for s in range(series):
+        kind = KINDS[s % len(KINDS)]
+        kinds.append(kind)
+        if kind == "tiny":
+            level, sigma, weekend = rng.uniform(1, 4), rng.uniform(0.3, 0.8), rng.uniform(0.5, 1.0)
+        elif kind == "steady_api":
+            level, sigma, weekend = rng.lognormal(np.log(300), 0.6), rng.uniform(0.05, 0.15), rng.uniform(0.75, 1.0)
+        elif kind == "bursty":
+            level, sigma, weekend = rng.lognormal(np.log(150), 0.6), rng.uniform(0.25, 0.4), rng.uniform(0.6, 1.0)
+        elif kind == "weekday_seasonal":
+            level, sigma, weekend = rng.lognormal(np.log(80), 0.5), rng.uniform(0.1, 0.25), rng.uniform(0.15, 0.5)
+        else:  # seat_like: usage that steps up and down as seats are added or removed at month starts
+            level, sigma, weekend = rng.lognormal(np.log(120), 0.5), rng.uniform(0.05, 0.15), rng.uniform(0.3, 0.8)
+        growth = (1 + rng.uniform(0, 0.015)) ** (np.arange(days) / 7)
+        season = np.where(weekday >= 5, weekend, 1.0)
+        base = level * growth * season
+        if kind == "seat_like":
+            steps = np.ones(days)
+            for start in np.flatnonzero(index.day == 1):
+                if rng.random() < 0.5:
+                    steps[start:] *= rng.uniform(1.05, 1.15) if rng.random() < 0.7 else rng.uniform(0.87, 0.95)
+            base = base * steps
+        # events: 1-3 per series, at least 21 days apart, after the warm-up
+        onsets = sorted(rng.choice(np.arange(WARMUP + 7, days - 7, 21), size=rng.integers(1, 4), replace=False))
+        factor_day = np.ones(days)
+        for onset in onsets:
+            if rng.random() < 0.7:
+                factor = float(rng.choice([2.0, 3.0, 5.0, 8.0]) * rng.uniform(0.9, 1.1))
+                length = int(rng.integers(1, 4))
+                factor_day[onset : onset + length] *= factor
+                events.append(Event(s, kind, "spike", int(onset), length, factor, float(base[onset] * (factor - 1))))
+            else:
+                factor = float(rng.uniform(1.8, 3.5))
+                events.append(Event(s, kind, "shift", int(onset), 3, factor, float(base[onset] * (factor - 1))))
+                base = base.copy()
+                base[onset:] *= factor
+        cost = base * factor_day * rng.lognormal(0, sigma, days)
+        if kind == "tiny":
+            cost[rng.random(days) < 0.3] = 0.0
+        # restated days: first reported partial, completed 1-3 days later; the daily run re-scores its
+        # restatement window, so a flag on such a day is raised only when the full value arrives
+        restated = rng.random(days) < RESTATED_SHARE
+        lags.append(np.where(restated, rng.integers(1, 4, days), 0))
+        columns.append(np.round(cost, 6))
+    frame = pd.DataFrame(np.array(columns).T, index=index)
+    return frame, events, kinds, np.array(lags).T
+
+
+def naive_flags(cost: pd.DataFrame, params: DetectorParams) -> pd.DataFrame:
+    """Rolling 28-day mean + 3 sigma on the raw scale, with the same impact floor."""
+    mean = cost.rolling(28, min_periods=14).mean().shift(1)
+    std = cost.rolling(28, min_periods=14).std().shift(1)
+    floor = np.maximum(params.min_impact_usd, params.min_impact_pct * mean)
+    return (cost > mean + 3 * std) & (cost - mean >= floor)
+
+
+def default_flags(cost: pd.DataFrame, params: DetectorParams) -> pd.DataFrame:
+    active = pd.DataFrame(True, index=cost.index, columns=cost.columns)
+    return score_matrix(cost, active, params).is_anomaly
+
+
+def evaluate(
+    flags: pd.DataFrame, events: list[Event], lags: np.ndarray, material_only: bool = False
+) -> dict[str, float]:
+    values = flags.to_numpy().copy()
+    values[:WARMUP] = False
+    days, series = values.shape
+    labelled = np.zeros_like(values)
+    for e in events:
+        labelled[e.onset : min(e.onset + e.days + 1, days), e.series] = True
+    chosen = [e for e in events if e.impact_usd >= MATERIAL_USD] if material_only else events
+    delays = []
+    for e in chosen:
+        window = np.arange(e.onset, e.onset + 2)
+        seen = window + lags[window, e.series]  # the day a flag is raised: when the full value arrives
+        raised = seen[values[window, e.series] & (seen <= e.onset + 1)]
+        if len(raised):
+            delays.append(int(raised.min() - e.onset))
+    starts = values & ~np.vstack([np.zeros((1, series), bool), values[:-1]])
+    run_id = np.cumsum(starts, axis=0)
+    cells = np.argwhere(values)
+    runs = (
+        pd.DataFrame({"series": cells[:, 1], "run": run_id[values], "true": labelled[values]})
+        .groupby(["series", "run"])["true"]
+        .any()
+    )
+    true_alerts, alerts = int(runs.sum()), len(runs)
+    recall = len(delays) / len(chosen) if chosen else float("nan")
+    precision = true_alerts / alerts if alerts else float("nan")
+    series_years = series * (days - WARMUP) / 365
+    return {
+        "events": len(chosen),
+        "recall": recall,
+        "precision": precision,
+        "f1": 2 * recall * precision / (recall + precision) if recall + precision else 0.0,
+        "false_per_series_year": (alerts - true_alerts) / series_years,
+        "median_delay_days": float(np.median(delays)) if delays else float("nan"),
+        "alerts": alerts,
+    }
+
+
+def run(series: int, seed: int, params: DetectorParams) -> list[dict[str, object]]:
+    cost, events, _, lags = generate(series, seed)
+    rows = []
+    for name, detector in (("log-median-weekday (default)", default_flags), ("rolling mean + 3 sigma", naive_flags)):
+        started = time.perf_counter()
+        flags = detector(cost, params)
+        seconds = time.perf_counter() - started
+        overall = evaluate(flags, events, lags)
+        material = evaluate(flags, events, lags, material_only=True)
+        rows.append(
+            {
+                "detector": name,
+                "recall (all events)": overall["recall"],
+                f"recall (impact >= ${MATERIAL_USD:.0f})": material["recall"],
+                "precision": overall["precision"],
+                "F1": overall["f1"],
+                "false alerts / series-year": overall["false_per_series_year"],
+                "median delay (days)": material["median_delay_days"],
+                "seconds / 1,000 series-years": seconds / series * 1000 * DAYS / len(cost),
+                "_flags": flags,
+            }
+        )
+    rows[0]["_breakdown"] = breakdown(rows[0]["_flags"], events, lags)
+    rows[0]["_events"] = len(events), sum(e.impact_usd >= MATERIAL_USD for e in events)
+    return rows
+
+
+def breakdown(flags: pd.DataFrame, events: list[Event], lags: np.ndarray) -> pd.DataFrame:
+    """Recall on material events by series kind and event type."""
+    out = []
+    by_kind = sorted(events, key=lambda e: (e.kind, e.type))
+    for (kind, event_type), group in itertools.groupby(by_kind, lambda e: (e.kind, e.type)):
+        result = evaluate(flags, list(group), lags, material_only=True)
+        out.append(
+            {"series": kind, "event": event_type, "material events": result["events"], "recall": result["recall"]},
+        )
+    return pd.DataFrame(out)
+
+
+def markdown(rows: list[dict[str, object]]) -> str:
+    keys = [k for k in rows[0] if not k.startswith("_")]
+    lines = ["| " + " | ".join(keys) + " |", "|---|" + "---:|" * (len(keys) - 1)]
+    for row in rows:
+        cells = [str(row[keys[0]])] + [f"{row[k]:.3f}" if isinstance(row[k], float) else str(row[k]) for k in keys[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def grid(series: int, seed: int) -> None:
+    """The tuning sweep: score threshold x two-day threshold x spread window x spread floor."""
+    cost, events, _, lags = generate(series, seed)
+    print("| k | two-day k | spread days | min scale | recall | recall >= $50 | precision | F1 | false / series-yr |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k, k2, spread, floor in itertools.product((3.5, 4.0), (0, 2.0, 2.5, 3.0), (28, 56), (0.05, 0.1)):
+        params = replace(
+            DetectorParams(), score_threshold=k, sustained_threshold=k2, spread_days=spread, min_scale=floor
+        )
+        flags = default_flags(cost, params)
+        every, material = evaluate(flags, events, lags), evaluate(flags, events, lags, material_only=True)
+        print(
+            f"| {k} | {k2} | {spread} | {floor} | {every['recall']:.3f} | {material['recall']:.3f} "
+            f"| {every['precision']:.3f} | {every['f1']:.3f} | {every['false_per_series_year']:.3f} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--series", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=2, help="2 for the reported table; tune on 1")
+    parser.add_argument("--grid", action="store_true", help="print the tuning sweep instead")
+    args = parser.parse_args()
+    if args.grid:
+        grid(args.series, args.seed)
+        return
+    params = DetectorParams()
+    rows = run(args.series, args.seed, params)
+    events, material = rows[0]["_events"]
+    print(
+        f"{args.series} series x {DAYS} days, seed {args.seed}: {events} labelled events, {material} with a "
+        f"first-day impact >= ${MATERIAL_USD:.0f}; scoring after {WARMUP} days; impact floor "
+        f"${params.min_impact_usd:.0f} and {params.min_impact_pct:.0%}\n"
+    )
+    print(markdown(rows))
+    print("\nDefault detector, recall on material events by series kind and event type:\n")
+    print(rows[0]["_breakdown"].to_markdown(index=False, floatfmt=".3f"))
+
+
+if __name__ == "__main__":
+    main()
