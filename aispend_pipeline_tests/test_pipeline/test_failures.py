@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from aispend_pipeline.cli import main, materialize
 
@@ -52,7 +53,12 @@ def test_working_keys_never_reach_run_storage_or_the_duckdb_file(pipeline, tmp_p
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     assert main(["materialize", "--start", str(DAYS[0]), "--end", str(DAYS[1])]) == 0
     captured = capfd.readouterr()
-    for key in (pipeline.sims.env["OPENAI_ADMIN_KEY"], pipeline.sims.env["ANTHROPIC_ADMIN_KEY"]):
+    env = pipeline.sims.env
+    secrets = [v for k, v in env.items() if k.endswith(("_KEY", "_TOKEN", "_SECRET_ACCESS_KEY", "_KEY_ID"))]
+    service_account = json.loads(Path(env["GOOGLE_APPLICATION_CREDENTIALS"]).read_text())
+    secrets += [service_account["private_key_id"], service_account["private_key"].splitlines()[1]]
+    assert len(secrets) >= 8, "every source's credential is scanned for"
+    for key in secrets:
         assert key not in captured.out + captured.err
         assert files_containing(tmp_path, key) == []
     assert any(dagster_home.rglob("*.db")), "the run was recorded in the instance's storage"
@@ -144,3 +150,48 @@ def test_keys_in_dot_env_are_read_by_the_command_line(pipeline, monkeypatch, tmp
 
     assert main(["materialize", "--start", str(DAYS[0]), "--end", str(DAYS[1])]) == 0
     assert pipeline.sims.anthropic.request_count() >= 1
+
+
+BUCKET = {"object": "bucket", "start_time": 1791072000, "end_time": 1791158400}  # 2026-10-04
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (
+            ("openai", "<html>502 Bad Gateway</html>"),
+            "openai: /v1/organization/costs answered 200 with a body that is not",
+        ),
+        (
+            ("openai", {"data": [{**BUCKET, "results": [{"amt": {"value": "1.0", "currency": "usd"}}]}]}),
+            "openai 2026-10-04: field 'amount",
+        ),
+        (
+            ("openai", {"data": [{**BUCKET, "results": [{"amount": {"value": "1.0", "currency": "eur"}}]}]}),
+            "openai 2026-10-04: field 'amount.currency' is 'eur'",
+        ),
+        (("openai", {"object": "page", "data": [], "has_more": False, "next_page": None}), "openai: the answer has no"),
+        (("org_mapping.csv", "openai,project_id,proj_search,search,,,2026-13-01,"), "org_mapping.csv line 2"),
+        (
+            ("org_mapping.csv", "openai,project_id,p1,search,,,,\nopenai,project_id,p1,growth,,,2026-01-01,"),
+            "org_mapping.csv line 3",
+        ),
+    ],
+    ids=["malformed-json", "renamed-field", "unknown-currency", "empty-page", "bad-seed-row", "overlapping-rules"],
+)
+def test_bad_input_names_source_or_file_and_loses_nothing(pipeline, fault, expected):
+    assert pipeline.run(*DAYS)[0]
+    before = state(pipeline)
+    where, payload = fault
+    if where.endswith(".csv"):
+        pipeline.write_seed(where, "provider,dimension,value,team,cost_centre,product,valid_from,valid_to\n" + payload)
+    else:
+        body = payload if isinstance(payload, str) else json.dumps(payload)
+        pipeline.sims[where].fail_next(200, body=body)
+
+    ok, reason = pipeline.run(*DAYS)
+
+    assert not ok
+    assert reason.startswith(expected), reason
+    assert "\n" not in reason
+    assert state(pipeline) == before
