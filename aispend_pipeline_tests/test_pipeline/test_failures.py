@@ -42,9 +42,22 @@ def test_rejected_key_names_the_setting_and_leaks_nowhere(pipeline, tmp_path, mo
     assert exit_code == 1
     error_lines = [line for line in captured.err.splitlines() if line.startswith("aispend:")]
     assert len(error_lines) == 1
+    assert captured.err.strip().splitlines() == error_lines, "stderr is the one-line reason, no traceback"
     assert "openai" in error_lines[0] and "401" in error_lines[0] and "OPENAI_ADMIN_KEY" in error_lines[0]
     assert WRONG_KEY not in captured.out + captured.err
     assert files_containing(tmp_path, WRONG_KEY) == []
+
+
+def test_verbose_shows_the_log_and_the_traceback_and_still_ends_with_the_reason(pipeline, monkeypatch, capfd):
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", WRONG_KEY)
+
+    exit_code = main(["materialize", "--start", str(DAYS[0]), "--end", str(DAYS[1]), "--verbose"])
+
+    err = capfd.readouterr().err.strip().splitlines()
+    assert exit_code == 1
+    assert any("Stack Trace" in line or "Traceback" in line for line in err)
+    assert err[-1].startswith("aispend: materialize") and "401" in err[-1]
+    assert WRONG_KEY not in "\n".join(err)
 
 
 def test_working_keys_never_reach_run_storage_or_the_duckdb_file(pipeline, tmp_path, monkeypatch, capfd):
