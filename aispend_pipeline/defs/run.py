@@ -187,8 +187,8 @@ def run_pipeline(
 ) -> RunResult:
     """Everything a run does, in order; publishes once, or raises and publishes nothing."""
     validate_settings()
-    pulls = pull_sources(sources, start, end, log)
-    with warehouse.publishing(run_id) as building:
+    with warehouse.publishing(run_id) as building:  # fails at once if another run or a writer holds the file
+        pulls = pull_sources(sources, start, end, log)
         outcomes = [store_pull(building, p, start, end) for p in pulls if p.status != "failed"]
         first, after = transform_window(start, end, pulls)
         if normalise.KEY in selected:

@@ -114,6 +114,11 @@ def publishing(database: str | Path, run_id: str, config: dict | None = None) ->
             working.unlink(missing_ok=True)
             raise
         connection.close()
+        try:
+            refuse_foreign_writer(database)  # a writer that appeared during the run would lose its writes
+        except BaseException:
+            working.unlink(missing_ok=True)
+            raise
         _fsync(working)
         os.replace(working, database)
         _fsync(database.parent)
