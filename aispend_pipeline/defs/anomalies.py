@@ -18,7 +18,7 @@ import pandas as pd
 from aispend_pipeline.alerts.delivery import ALERT_LOG, STATUS_SENT, DeliveryReport, deliver
 from aispend_pipeline.alerts.pending import Alert, pending_alerts
 from aispend_pipeline.anomalies.build import SPEND_ANOMALIES, build_spend_anomalies
-from aispend_pipeline.defs.metadata import range_metadata
+from aispend_pipeline.defs.metadata import preview_markdown, range_metadata
 from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
 from aispend_pipeline.defs.schedules import range_tags
 from aispend_pipeline.seed_files import read_alert_thresholds
@@ -73,6 +73,13 @@ def build_anomalies(building: DuckDBWarehouse, seeds_dir: Path, start: date, end
         summary = build_spend_anomalies(con, start, end, params)
         alerts = pending_alerts(con, newest, alert_lookback_days(), thresholds)
         report = deliver(con, alerts, alert_webhook_url())
+        preview = preview_markdown(
+            con,
+            "SELECT usage_date, team, provider, cost_usd, expected_usd, is_anomaly, reason "
+            f"FROM {SPEND_ANOMALIES.qualified_name} WHERE usage_date >= $start AND usage_date < $end "
+            "ORDER BY is_anomaly DESC, usage_date DESC, cost_usd DESC",
+            {"start": start, "end": end},
+        )
     flagged = summary.flagged_rows.assign(usage_date=lambda f: pd.to_datetime(f["usage_date"]).dt.date)
     return StepOutcome(
         KEY,
@@ -89,6 +96,7 @@ def build_anomalies(building: DuckDBWarehouse, seeds_dir: Path, start: date, end
             "alerts_not_sent": len(report.not_sent),
             "detector": dg.MetadataValue.json(params.as_dict()),
             **range_metadata(start, end),
+            "preview": preview,
         },
         [
             CheckOutcome(

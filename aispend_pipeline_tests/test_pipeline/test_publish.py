@@ -104,16 +104,20 @@ def test_a_reader_polling_during_a_run_always_sees_one_consistent_state(pipeline
 def test_a_file_held_read_write_by_another_process_fails_the_run_at_once(pipeline):
     assert pipeline.run(*DAYS)[0]
     before = digest(pipeline.db.path)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(pipeline.db.path)!r}); time.sleep(120)"]
+    marker = pipeline.db.path.with_name("holder-has-it")
+    hold = (
+        "import duckdb, pathlib, time\n"
+        f"c = duckdb.connect({str(pipeline.db.path)!r})\n"
+        f"pathlib.Path({str(marker)!r}).touch()\n"
+        "time.sleep(120)\n"
     )
+    holder = subprocess.Popen([sys.executable, "-c", hold])
     try:
-        for _ in range(100):  # wait until the other process has the file
-            try:
-                duckdb.connect(str(pipeline.db.path), read_only=True).close()
-            except duckdb.IOException:
+        for _ in range(1200):  # wait (up to a minute on a busy machine) until the other process has the file
+            if marker.exists() or holder.poll() is not None:
                 break
             time.sleep(0.05)
+        assert marker.exists(), "the holder process never opened the file"
         ok, reason = pipeline.run(*DAYS)
     finally:
         holder.kill()
