@@ -40,3 +40,9 @@ def test_a_newly_registered_source_gets_its_row() -> None:
     table = source_table_markdown((*SOURCES, new))
     assert "| Acme usage | `acme` | tokens | its billing API, daily" in table and "`ACME_KEY`" in table
     assert table != readme_table()
+
+
+def test_the_env_example_names_every_setting_that_enables_a_source() -> None:
+    example = (REPO / ".env.example").read_text(encoding="utf-8")
+    named = {line.lstrip("# ").split("=", 1)[0] for line in example.splitlines() if "=" in line}
+    assert {name for source in SOURCES for name in source.enabled_by} <= named
