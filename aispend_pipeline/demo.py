@@ -47,7 +47,14 @@ def run_demo(days: int) -> int:
     os.environ.pop("AISPEND_ALERT_WEBHOOK_URL", None)  # the demo's anomalies are synthetic: post nothing
     started = time.monotonic()
     with start_simulators(spike_day=last - timedelta(days=SPIKE_DAYS_BEFORE_LAST)) as sims:
-        seeds = write_demo_seeds(database.parent / DEMO_SEEDS_DIR, first, last, sims.demo_mapping_rows())
+        try:
+            seeds = write_demo_seeds(database.parent / DEMO_SEEDS_DIR, first, last, sims.demo_mapping_rows())
+        except OSError as exc:
+            print(
+                f"aispend demo: cannot write the demo's seeds ({exc}); set AISPEND_DUCKDB_PATH to a writable path",
+                file=sys.stderr,
+            )
+            return 2
         os.environ.update({**NO_METADATA_PROBES, **sims.env, "AISPEND_SEEDS_DIR": str(seeds)})
         print(f"aispend demo: simulators of {', '.join(sims.simulators)} on 127.0.0.1")
         ok, reason = materialize(first, last, log_level="WARNING")

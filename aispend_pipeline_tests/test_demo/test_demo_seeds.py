@@ -33,3 +33,15 @@ def test_every_month_of_any_window_has_a_monthly_invoice_and_every_simulator_a_r
     assert {i.invoice_month for i in invoices} == set(months_touched(first, last))
     assert {i.provider for i in invoices} == {"cursor", "jetbrains"}
     assert all(i.amount_usd > 0 for i in invoices)  # the EUR invoice found its month's rate
+
+
+def test_the_demo_says_so_when_it_cannot_write_its_seeds(tmp_path, monkeypatch, capsys) -> None:
+    from aispend_pipeline.demo import run_demo
+
+    (tmp_path / "a-file").write_text("not a directory")
+    monkeypatch.setenv("AISPEND_DUCKDB_PATH", str(tmp_path / "a-file" / "aispend.duckdb"))
+    monkeypatch.setenv("AISPEND_SEEDS_DIR", str(tmp_path))
+    assert run_demo(2) == 2
+    captured = capsys.readouterr()
+    assert "AISPEND_SEEDS_DIR is ignored" in captured.out
+    assert "cannot write the demo's seeds" in captured.err and "AISPEND_DUCKDB_PATH" in captured.err
