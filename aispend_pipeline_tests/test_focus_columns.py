@@ -1,4 +1,4 @@
-"""The FOCUS columns' SQL on single lines: tag keys from the settings, provider names from the one table."""
+"""The FOCUS columns' SQL on single lines: tag keys from the settings, provider names from the registry."""
 
 from __future__ import annotations
 
@@ -42,3 +42,24 @@ def test_provider_names_come_from_the_table_and_unknown_vendors_are_title_cased(
         "acme_voice_ai",
         "Vendor Account",
     )
+
+
+def test_every_registered_source_and_known_vendor_brings_its_focus_provider_name():
+    from aispend_pipeline.sources.manual_invoices.vendors import KNOWN_VENDORS
+    from aispend_pipeline.sources.registry import SOURCES
+
+    expected = {s.name: s.focus.name for s in SOURCES if s.focus} | {v.slug: v.focus.name for v in KNOWN_VENDORS}
+    assert {s.name for s in SOURCES if s.has_api} <= set(expected)
+    for provider, name in expected.items():
+        assert focus_row({}, provider=provider)["ProviderName"] == name, provider
+
+
+def test_a_source_with_an_api_must_say_how_it_appears_in_focus():
+    import dataclasses
+
+    import pytest
+
+    from aispend_pipeline.sources.registry import SOURCES
+
+    with pytest.raises(ValueError, match="'acme' has an API but no `focus`"):
+        dataclasses.replace(SOURCES[0], name="acme", focus=None)

@@ -21,10 +21,13 @@ from pathlib import Path
 
 from aispend_pipeline.core.days import days_between
 from aispend_pipeline.simulators import start_simulators
+from aispend_pipeline.simulators.demo_seeds import DEMO_SEEDS_DIR, write_demo_seeds
+from aispend_pipeline.sources.registry import SOURCES
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
-REPO = Path(__file__).resolve().parents[1]
 AISPEND = str(Path(sys.executable).with_name("aispend"))
+# Every setting a source is enabled by: cleared, so only the simulators' settings count.
+SOURCE_SETTINGS = {name for source in SOURCES for name in source.enabled_by}
 
 
 def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
@@ -41,36 +44,41 @@ def main() -> None:
     last = datetime.now(UTC).date() - timedelta(days=1)
     first = last - timedelta(days=args.days - 1)
     workdir = Path(tempfile.mkdtemp(prefix="aispend-bench-"))
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "DAGSTER_HOME"))}
-    base_env["AISPEND_SEEDS_DIR"] = str(REPO / "seeds")
+    base_env = {k: v for k, v in os.environ.items() if k not in SOURCE_SETTINGS and not k.startswith("AISPEND_")}
+    base_env.pop("DAGSTER_HOME", None)
     results: list[tuple[str, str]] = []
 
     fresh, rerun, requests = [], [], {}
     for attempt in range(args.repeat):
         database = workdir / f"run{attempt}.duckdb"
         with start_simulators() as sims:
-            env = {**base_env, **sims.env, "AISPEND_DUCKDB_PATH": str(database)}
+            seeds = write_demo_seeds(workdir / DEMO_SEEDS_DIR, first, last, sims.demo_mapping_rows())
+            env = {**base_env, **sims.env, "AISPEND_DUCKDB_PATH": str(database), "AISPEND_SEEDS_DIR": str(seeds)}
             command = [AISPEND, "materialize", "--start", str(first), "--end", str(last)]
             fresh.append(timed(command, env, workdir))
-            requests = {"openai": sims.openai.request_count(), "anthropic": sims.anthropic.request_count()}
+            requests = sims.request_counts()
             rerun.append(timed(command, env, workdir))
             warehouse = DuckDBWarehouse(database)
+            simulated = tuple(sims.simulators)
             stored = dict(
                 ((p, d), t)
                 for p, d, t in warehouse.rows(
                     "SELECT provider, usage_date, sum(cost_usd) FROM main.cost_line_items "
-                    "WHERE provider IN ('openai', 'anthropic') GROUP BY 1, 2"
+                    "WHERE list_contains($providers, provider) GROUP BY 1, 2",
+                    {"providers": list(simulated)},
                 )
             )
             truth = {
                 (p, d): sims.expected_total_usd(p, d)
-                for p in ("openai", "anthropic")
+                for p in simulated
                 for d in days_between(first, last + timedelta(days=1))
             }
-            reconciled = stored == truth
+            reconciled = set(stored) <= set(truth) and all(stored.get(k, 0) == v for k, v in truth.items())
             rows = warehouse.rows("SELECT count(*) FROM main.cost_line_items")[0][0]
 
-    demo_seconds = timed([AISPEND, "demo"], {**base_env, "AISPEND_DUCKDB_PATH": str(workdir / "demo.duckdb")}, workdir)
+    demo_dir = workdir / "demo"  # an empty directory, as a new user runs it
+    demo_dir.mkdir()
+    demo_seconds = timed([AISPEND, "demo"], base_env, demo_dir)
 
     results += [
         (

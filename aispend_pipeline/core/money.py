@@ -7,7 +7,7 @@ decimal text that DuckDB casts to `DECIMAL(38, 12)` on insert.
 from __future__ import annotations
 
 from datetime import date
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 
 MONEY_SCALE = 12
 MONEY_SQL_TYPE = f"DECIMAL(38, {MONEY_SCALE})"
@@ -98,3 +98,19 @@ def spread_over_days(total: Decimal, days: list[date], quantum: Decimal = CENT) 
     base, remainder = divmod(abs(units), len(days))
     first_with_extra = len(days) - remainder
     return [sign * (base + (1 if i >= first_with_extra else 0)) * quantum for i in range(len(days))]
+
+
+def cents_adding_up(amounts: list[Decimal]) -> list[Decimal]:
+    """Round each amount to the cent so that the parts add up exactly to the rounded total.
+
+    Largest remainder: each part is its amount rounded down to the cent, and the cents left over go to
+    the parts that lost the most, so a printed breakdown always sums to its printed total and no part is
+    off by more than a cent.
+    """
+    total = round_to_cent(sum(amounts, Decimal(0)))
+    floors = [amount.quantize(CENT, rounding=ROUND_FLOOR) for amount in amounts]
+    spare = int((total - sum(floors, Decimal(0))) / CENT)
+    order = sorted(range(len(amounts)), key=lambda i: (floors[i] - amounts[i], i))
+    for i in order[:spare]:
+        floors[i] += CENT
+    return floors

@@ -1,8 +1,9 @@
 """`focus_cost_and_usage`: cost_line_items as a FOCUS dataset (FOCUS 1.0 columns, the 1.2 columns that apply).
 
-Every column derives from the line-item schema and the small per-provider table below, so the view, the
-export file and the tests always agree. What FOCUS has no column for yet (the model, token direction and
-cache action, the team the line is attributed to, every allocation key) is kept in `x_` columns.
+Every column derives from the line-item schema and each provider's `FocusProvider` (a registered source's
+or a known vendor's `focus`), so the view, the export file and the tests always agree. What FOCUS has no
+column for yet (the model, token direction and cache action, the team the line is attributed to, every
+allocation key) is kept in `x_` columns.
 """
 
 from __future__ import annotations
@@ -11,41 +12,23 @@ import os
 from dataclasses import dataclass
 
 from aispend_pipeline.schemas.line_items import ALLOCATION_KEY_COLUMNS, COST_LINE_ITEMS
+from aispend_pipeline.sources.base import FocusProvider
+from aispend_pipeline.sources.manual_invoices.vendors import KNOWN_VENDORS
 
 FOCUS_VIEW = "main.focus_cost_and_usage"
 FOCUS_VERSION = "1.2"
 DEFAULT_TAG_KEY = "team"
 
 
-@dataclass(frozen=True)
-class FocusProvider:
-    """How a provider appears in FOCUS: its display name and what its billing account is called."""
+def focus_providers() -> dict[str, FocusProvider]:
+    """Display names by the `provider` slug of cost_line_items, from the registry and the known vendors. A
+    manual invoice vendor that is not known falls back to its slug in title case (`Acme Voice Ai`)."""
+    from aispend_pipeline.sources.registry import SOURCES
 
-    name: str
-    billing_account_type: str = "Account"
-    tag_key_setting: str | None = None  # the setting naming the tag whose value is `team_tag`
+    known = {vendor.slug: vendor.focus for vendor in KNOWN_VENDORS}
+    return known | {source.name: source.focus for source in SOURCES if source.focus is not None}
 
 
-# The one place provider display names live, keyed by the `provider` slug of cost_line_items. A manual
-# invoice vendor that is not listed falls back to its slug in title case (`acme_voice_ai` -> `Acme Voice Ai`).
-PROVIDERS: dict[str, FocusProvider] = {
-    "openai": FocusProvider("OpenAI", "Organization"),
-    "anthropic": FocusProvider("Anthropic", "Organization"),
-    "aws": FocusProvider("Amazon Web Services", "Management Account", "AISPEND_AWS_TAG_KEY"),
-    "azure": FocusProvider("Microsoft", "Billing Account", "AISPEND_AZURE_TAG_KEY"),
-    "gcp": FocusProvider("Google Cloud", "Billing Account", "AISPEND_GCP_LABEL_KEY"),
-    "github_copilot": FocusProvider("GitHub", "Organization"),
-    "openrouter": FocusProvider("OpenRouter"),
-    "cursor": FocusProvider("Cursor", "Team"),
-    "windsurf": FocusProvider("Windsurf", "Team"),
-    "jetbrains": FocusProvider("JetBrains"),
-    "m365_copilot": FocusProvider("Microsoft", "Billing Account"),
-    "together": FocusProvider("Together AI"),
-    "fireworks": FocusProvider("Fireworks AI"),
-    "fal": FocusProvider("fal.ai"),
-    "groq": FocusProvider("Groq"),
-    "replicate": FocusProvider("Replicate"),
-}
 FALLBACK_BILLING_ACCOUNT_TYPE = "Vendor Account"
 
 # SubAccountId: the first of these allocation keys a line carries, and the FOCUS SubAccountType it is.
@@ -84,7 +67,9 @@ def _case_provider(values: dict[str, str], fallback: str) -> str:
 def provider_name_sql() -> str:
     """ProviderName from the slug; an unknown slug (a manual invoice's vendor) in title case, never empty."""
     title = "array_to_string(list_transform(string_split(provider, '_'), lambda w: upper(w[1]) || w[2:]), ' ')"
-    return _case_provider({slug: p.name for slug, p in PROVIDERS.items()}, f"coalesce(nullif({title}, ''), provider)")
+    return _case_provider(
+        {slug: p.name for slug, p in focus_providers().items()}, f"coalesce(nullif({title}, ''), provider)"
+    )
 
 
 def tag_keys(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -92,7 +77,7 @@ def tag_keys(env: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ) if env is None else env
     return {
         slug: (env.get(p.tag_key_setting) or "").strip() or DEFAULT_TAG_KEY
-        for slug, p in PROVIDERS.items()
+        for slug, p in focus_providers().items()
         if p.tag_key_setting
     }
 
@@ -122,7 +107,7 @@ def focus_columns(env: dict[str, str] | None = None) -> tuple[FocusColumn, ...]:
     usage = "charge_category = 'Usage' AND quantity IS NOT NULL"
     quantity_kept = f"{not_tax} AND quantity IS NOT NULL"
     billing_account_type = _case_provider(
-        {slug: p.billing_account_type for slug, p in PROVIDERS.items()}, sql_text(FALLBACK_BILLING_ACCOUNT_TYPE)
+        {slug: p.billing_account_type for slug, p in focus_providers().items()}, sql_text(FALLBACK_BILLING_ACCOUNT_TYPE)
     )
     focus = [
         FocusColumn("AvailabilityZone", none),

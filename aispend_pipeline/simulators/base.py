@@ -47,6 +47,13 @@ class SourceSimulator:
         """`org_mapping.csv` rows (provider, dimension, value, team, cost_centre, product) for the demo."""
         return []
 
+    def mapping_row(self, dimension: str, value: str, team: str, cost_centre: str, product: str) -> dict[str, str]:
+        """One open-ended `org_mapping.csv` rule of this simulator's provider."""
+        return {"provider": self.source, "dimension": dimension, "value": value, "team": team} | {
+            "cost_centre": cost_centre,
+            "product": product,
+        }
+
 
 class HttpSimulator(SourceSimulator):
     """A simulator served by one `SimServer`: subclasses give `routes` and the provider's `error_body`."""

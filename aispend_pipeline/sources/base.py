@@ -36,6 +36,15 @@ class RawPull:
 
 
 @dataclass(frozen=True)
+class FocusProvider:
+    """How a provider appears in FOCUS: its display name and what its billing account is called."""
+
+    name: str
+    billing_account_type: str = "Account"
+    tag_key_setting: str | None = None  # the setting naming the tag whose value is `team_tag`
+
+
+@dataclass(frozen=True)
 class Source:
     name: str  # the provider slug of its line items
     title: str
@@ -50,6 +59,11 @@ class Source:
     has_api: bool = True  # False: read from a file (manual invoices), not a provider's API
     enabled_by: tuple[str, ...] = ()  # the settings that enable it
     simulator: str | None = None  # "module:Class" of its local simulator (started by the demo and tests)
+    focus: FocusProvider | None = None  # required for a source with an API: its lines' FOCUS provider
+
+    def __post_init__(self) -> None:
+        if self.has_api and self.focus is None:
+            raise ValueError(f"source {self.name!r} has an API but no `focus` (its FOCUS ProviderName)")
 
 
 class SourceResource(dg.ConfigurableResource):

@@ -15,6 +15,7 @@ from aispend_pipeline.core.money import (
     MONEY_SCALE,
     MONEY_TEXT_PATTERN,
     SCALE_QUANTUM,
+    cents_adding_up,
     cents_to_usd,
     money_text,
     parse_money,
@@ -289,3 +290,26 @@ def test_a_seat_price_spread_at_the_column_scale_keeps_12_decimals_and_sums_exac
     # 19e12 units / 30 = 633333333333 units a day, 10 left over: the last 10 days take one unit more.
     assert shares == [Decimal("0.633333333333")] * 20 + [Decimal("0.633333333334")] * 10
     assert sum(shares, Decimal(0)) == Decimal(19)
+
+
+@pytest.mark.parametrize(
+    "amounts",
+    [
+        ["0.005", "0.005", "0.005"],  # each rounds up alone: 0.03 printed against a total of 0.02
+        ["1.234", "2.346", "-0.555"],
+        ["7807.014999", "2751.635", "919.985", "0.000000000001"],
+        ["0.004"] * 9,
+        [],
+    ],
+)
+def test_rounded_parts_add_up_to_the_rounded_total(amounts: list[str]) -> None:
+    exact = [Decimal(a) for a in amounts]
+    parts = cents_adding_up(exact)
+    assert sum(parts, Decimal(0)) == round_to_cent(sum(exact, Decimal(0)))
+    assert all(
+        part == part.quantize(CENT) and abs(part - amount) < CENT for part, amount in zip(parts, exact, strict=True)
+    )
+
+
+def test_the_left_over_cent_goes_to_the_part_that_lost_most() -> None:
+    assert cents_adding_up([Decimal("1.004"), Decimal("2.008")]) == [Decimal("1.00"), Decimal("2.01")]

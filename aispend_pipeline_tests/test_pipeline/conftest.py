@@ -13,14 +13,13 @@ import pytest
 
 from aispend_pipeline.cli import materialize
 from aispend_pipeline.simulators import RunningSimulators
+from aispend_pipeline.sources.registry import SOURCES
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
 REPO_SEEDS = Path(__file__).resolve().parents[2] / "seeds"
+# Cleared first, so only the simulators' settings enable sources: every source's own, from the registry.
 SOURCE_SETTINGS = (
-    "OPENAI_ADMIN_KEY",
-    "OPENAI_BASE_URL",
-    "ANTHROPIC_ADMIN_KEY",
-    "ANTHROPIC_BASE_URL",
+    *(name for source in SOURCES for name in source.enabled_by),
     "DAGSTER_HOME",
     "AISPEND_RESTATEMENT_DAYS",
 )

@@ -57,6 +57,15 @@ class AnthropicCostsSimulator(HttpSimulator):
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         return error_body(status, message)
 
+    def demo_mapping_rows(self) -> list[dict[str, str]]:
+        """Workspaces to teams; the default workspace (and anything new) falls to the platform team."""
+        return [
+            self.mapping_row("workspace_id", "wrkspc_research", "research", "CC-500", "Research"),
+            self.mapping_row("workspace_id", "wrkspc_support", "support", "CC-220", "Support Assistant"),
+            self.mapping_row("workspace_id", "wrkspc_platform", "platform", "CC-100", "Developer Platform"),
+            self.mapping_row("*", "*", "platform", "CC-100", "Developer Platform"),
+        ]
+
     @property
     def routes(self) -> dict[str, Route]:
         return {PATH: self.cost_report}

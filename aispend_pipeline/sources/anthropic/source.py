@@ -5,7 +5,7 @@ from __future__ import annotations
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
 from aispend_pipeline.settings import env_or
 from aispend_pipeline.sources.anthropic.client import DEFAULT_BASE_URL, AnthropicCostsClient
-from aispend_pipeline.sources.base import AdminKeySourceResource, Source
+from aispend_pipeline.sources.base import AdminKeySourceResource, FocusProvider, Source
 
 KEY_COLUMNS = (
     "usage_date",
@@ -73,6 +73,7 @@ class AnthropicResource(AdminKeySourceResource):
 
 SOURCE = Source(
     name="anthropic",
+    focus=FocusProvider("Anthropic", "Organization"),
     title="Anthropic organisation costs",
     kinds=frozenset({"anthropic", "duckdb"}),
     raw_table=RAW_TABLE,

@@ -15,7 +15,7 @@ from aispend_pipeline.sources.aws.client import (
     CostExplorerClient,
     parse_services,
 )
-from aispend_pipeline.sources.base import RawPull, Source, SourceResource, frame_from_records
+from aispend_pipeline.sources.base import FocusProvider, RawPull, Source, SourceResource, frame_from_records
 
 KEY_COLUMNS = ("usage_date", "service", "account_id", "usage_type", "tag_key", "team_tag")
 
@@ -116,6 +116,7 @@ class CostExplorerResource(SourceResource):
 
 SOURCE = Source(
     name="aws",
+    focus=FocusProvider("Amazon Web Services", "Management Account", "AISPEND_AWS_TAG_KEY"),
     title="AWS Cost Explorer (Amazon Bedrock, Amazon Q, Bedrock Marketplace models)",
     kinds=frozenset({"aws", "duckdb"}),
     raw_table=RAW_TABLE,

@@ -14,7 +14,7 @@ from aispend_pipeline.sources.azure.client import (
     AzureCostClient,
     parse_services,
 )
-from aispend_pipeline.sources.base import RawPull, Source, SourceResource, frame_from_records
+from aispend_pipeline.sources.base import FocusProvider, RawPull, Source, SourceResource, frame_from_records
 
 KEY_COLUMNS = (
     "usage_date",
@@ -109,6 +109,7 @@ class AzureCostResource(SourceResource):
 
 SOURCE = Source(
     name="azure",
+    focus=FocusProvider("Microsoft", "Billing Account", "AISPEND_AZURE_TAG_KEY"),
     title="Azure Cost Management (Azure OpenAI, Foundry Models)",
     kinds=frozenset({"azure", "duckdb"}),
     raw_table=RAW_TABLE,

@@ -7,7 +7,7 @@ from datetime import date
 from aispend_pipeline.core.days import days_between
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
 from aispend_pipeline.settings import env_or
-from aispend_pipeline.sources.base import RawPull, Source, SourceResource, frame_from_records
+from aispend_pipeline.sources.base import FocusProvider, RawPull, Source, SourceResource, frame_from_records
 from aispend_pipeline.sources.gcp.client import DEFAULT_LABEL_KEY, TABLE_SETTING, GcpBillingClient, parse_services
 
 KEY_COLUMNS = (
@@ -114,6 +114,7 @@ class GcpBillingResource(SourceResource):
 
 SOURCE = Source(
     name="gcp",
+    focus=FocusProvider("Google Cloud", "Billing Account", "AISPEND_GCP_LABEL_KEY"),
     title="Google Cloud billing export (Vertex AI, Gemini API)",
     kinds=frozenset({"bigquery", "duckdb"}),
     raw_table=RAW_TABLE,

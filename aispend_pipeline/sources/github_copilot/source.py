@@ -17,7 +17,7 @@ from aispend_pipeline.core.days import days_between
 from aispend_pipeline.core.money import parse_money
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
 from aispend_pipeline.settings import DEFAULT_DUCKDB_PATH, SettingsError, env_or, restatement_days
-from aispend_pipeline.sources.base import RawPull, Source, SourceResource, frame_from_records
+from aispend_pipeline.sources.base import FocusProvider, RawPull, Source, SourceResource, frame_from_records
 from aispend_pipeline.sources.github_copilot.client import (
     DEFAULT_BASE_URL,
     ORG_SETTING,
@@ -147,6 +147,7 @@ class GitHubCopilotResource(SourceResource):
 
 SOURCE = Source(
     name="github_copilot",
+    focus=FocusProvider("GitHub", "Organization"),
     title="GitHub Copilot seats",
     kinds=frozenset({"github", "duckdb"}),
     raw_table=RAW_TABLE,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aispend_pipeline.sources.base import FocusProvider
+
 
 @dataclass(frozen=True)
 class KnownVendor:
@@ -15,18 +17,25 @@ class KnownVendor:
     title: str
     billing_model: str  # tokens (usage-priced), seats or subscription
     aliases: tuple[str, ...]  # names squashed to [a-z0-9] that mean this vendor on an invoice
+    focus: FocusProvider  # its FOCUS ProviderName and billing account type
 
 
 KNOWN_VENDORS: tuple[KnownVendor, ...] = (
-    KnownVendor("cursor", "Cursor", "seats", ("cursor",)),
-    KnownVendor("windsurf", "Windsurf", "seats", ("windsurf",)),
-    KnownVendor("jetbrains", "JetBrains AI", "seats", ("jetbrainsai", "jetbrains")),
-    KnownVendor("m365_copilot", "Microsoft 365 Copilot", "seats", ("microsoft365copilot", "m365copilot")),
-    KnownVendor("together", "Together AI", "tokens", ("togetherai", "together")),
-    KnownVendor("fireworks", "Fireworks AI", "tokens", ("fireworksai", "fireworks")),
-    KnownVendor("groq", "Groq", "tokens", ("groq",)),
-    KnownVendor("replicate", "Replicate", "tokens", ("replicate",)),
-    KnownVendor("fal", "fal.ai", "tokens", ("falai", "fal")),
+    KnownVendor("cursor", "Cursor", "seats", ("cursor",), FocusProvider("Cursor", "Team")),
+    KnownVendor("windsurf", "Windsurf", "seats", ("windsurf",), FocusProvider("Windsurf", "Team")),
+    KnownVendor("jetbrains", "JetBrains AI", "seats", ("jetbrainsai", "jetbrains"), FocusProvider("JetBrains")),
+    KnownVendor(
+        "m365_copilot",
+        "Microsoft 365 Copilot",
+        "seats",
+        ("microsoft365copilot", "m365copilot"),
+        FocusProvider("Microsoft", "Billing Account"),
+    ),
+    KnownVendor("together", "Together AI", "tokens", ("togetherai", "together"), FocusProvider("Together AI")),
+    KnownVendor("fireworks", "Fireworks AI", "tokens", ("fireworksai", "fireworks"), FocusProvider("Fireworks AI")),
+    KnownVendor("groq", "Groq", "tokens", ("groq",), FocusProvider("Groq")),
+    KnownVendor("replicate", "Replicate", "tokens", ("replicate",), FocusProvider("Replicate")),
+    KnownVendor("fal", "fal.ai", "tokens", ("falai", "fal"), FocusProvider("fal.ai")),
 )
 
 # Invoices may also name a vendor the product reads through an API: they take that source's slug.

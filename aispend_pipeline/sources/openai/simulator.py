@@ -57,6 +57,14 @@ class OpenAICostsSimulator(HttpSimulator):
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         return error_body(status, message)
 
+    def demo_mapping_rows(self) -> list[dict[str, str]]:
+        """Projects to teams; `proj_sandbox` and org-level lines stay unallocated, as in a real org."""
+        return [
+            self.mapping_row("project_id", "proj_search", "search", "CC-210", "Search"),
+            self.mapping_row("project_id", "proj_support_bot", "support", "CC-220", "Support Assistant"),
+            self.mapping_row("project_id", "proj_data_platform", "data-platform", "CC-300", "Data Platform"),
+        ]
+
     @property
     def routes(self) -> dict[str, Route]:
         return {PATH: self.costs}

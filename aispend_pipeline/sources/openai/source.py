@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
 from aispend_pipeline.settings import env_or
-from aispend_pipeline.sources.base import AdminKeySourceResource, Source
+from aispend_pipeline.sources.base import AdminKeySourceResource, FocusProvider, Source
 from aispend_pipeline.sources.openai.client import DEFAULT_BASE_URL, OpenAICostsClient
 
 KEY_COLUMNS = ("usage_date", "project_id", "line_item")
@@ -63,6 +63,7 @@ class OpenAIResource(AdminKeySourceResource):
 
 SOURCE = Source(
     name="openai",
+    focus=FocusProvider("OpenAI", "Organization"),
     title="OpenAI organisation costs",
     kinds=frozenset({"openai", "duckdb"}),
     raw_table=RAW_TABLE,

@@ -6,7 +6,7 @@ from datetime import date
 
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
 from aispend_pipeline.settings import env_or
-from aispend_pipeline.sources.base import AdminKeySourceResource, RawPull, Source, frame_from_records
+from aispend_pipeline.sources.base import AdminKeySourceResource, FocusProvider, RawPull, Source, frame_from_records
 from aispend_pipeline.sources.openrouter.client import CREDENTIAL_SETTING, DEFAULT_BASE_URL, OpenRouterActivityClient
 
 KEY_COLUMNS = ("usage_date", "workspace_id", "model", "model_permaslug", "endpoint_id", "provider_name")
@@ -82,6 +82,7 @@ class OpenRouterResource(AdminKeySourceResource):
 
 SOURCE = Source(
     name="openrouter",
+    focus=FocusProvider("OpenRouter"),
     title="OpenRouter activity",
     kinds=frozenset({"openrouter", "duckdb"}),
     raw_table=RAW_TABLE,
