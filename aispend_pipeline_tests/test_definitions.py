@@ -91,7 +91,8 @@ def test_dagster_cli_materialises_a_partition_range_as_one_run(tmp_path, sims):
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stderr.count("RUN_START") == 1
-    for sim, paths in ((sims.openai, (OPENAI_COSTS, OPENAI_USAGE)), (sims.anthropic, (ANTHROPIC_COSTS, ANTHROPIC_USAGE))):
+    pairs = ((sims.openai, (OPENAI_COSTS, OPENAI_USAGE)), (sims.anthropic, (ANTHROPIC_COSTS, ANTHROPIC_USAGE)))
+    for sim, paths in pairs:
         assert [sim.request_count(path) for path in paths] == [1, 1], "one cost and one usage request"
 
 

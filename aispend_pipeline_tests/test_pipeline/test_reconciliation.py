@@ -76,8 +76,10 @@ def test_month_is_one_request_per_page(pipeline):
     ok, reason = pipeline.run(*OCTOBER)
     assert ok, reason
     # 31 daily buckets: OpenAI serves up to 180 per page, Anthropic 31; both usage endpoints 31.
-    for sim, paths in ((pipeline.sims.openai, (OPENAI_COSTS, OPENAI_USAGE)),
-                       (pipeline.sims.anthropic, (ANTHROPIC_COSTS, ANTHROPIC_USAGE))):
+    for sim, paths in (
+        (pipeline.sims.openai, (OPENAI_COSTS, OPENAI_USAGE)),
+        (pipeline.sims.anthropic, (ANTHROPIC_COSTS, ANTHROPIC_USAGE)),
+    ):
         assert [sim.request_count(path) for path in paths] == [1, 1]
 
 
