@@ -147,3 +147,23 @@ def test_copilot_rows_count_the_seats_active_in_each_month(pipeline) -> None:
         )
         for _, cost, _, active, per_seat in rows:
             assert per_seat == (exact_ratio(cost, 1, Decimal(active)) if active else None)
+
+
+def raw_state(pipeline, table: str) -> list[tuple]:
+    return pipeline.db.rows(f"SELECT * FROM {table} ORDER BY ALL")
+
+
+def test_a_usage_endpoint_is_retried_and_a_bad_answer_fails_its_source_keeping_stored_days(pipeline) -> None:
+    sims = pipeline.sims
+    sims.openai.fail_next(429, headers={"Retry-After": "0"}, path=OPENAI_USAGE)
+    ok, reason = pipeline.run(FIRST, LAST)
+    assert ok, reason
+    assert sims.openai.request_count(OPENAI_USAGE) == 2, "the 429, then the answer"
+    before = {t: raw_state(pipeline, t) for t in ("raw.anthropic_costs", "raw.anthropic_usage", "main.unit_costs")}
+
+    sims.anthropic.fail_next(200, body={"unexpected": True}, path=ANTHROPIC_USAGE)
+    ok, reason = pipeline.run(FIRST, LAST)
+
+    assert not ok and reason.startswith("anthropic") and "usage_report/messages" in reason
+    assert {t: raw_state(pipeline, t) for t in before} == before, "the failed source stored nothing, costs included"
+    assert sims.openai.request_count(OPENAI_COSTS) == 2, "the other source was pulled and published"
