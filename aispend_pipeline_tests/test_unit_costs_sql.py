@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from aispend_pipeline.core.money import EXACT_RATIO_MACROS_SQL
-from aispend_pipeline.marts.unit_costs import USAGE_TABLES, build_unit_costs, months_touched
+from aispend_pipeline.marts.unit_costs import USAGE_TABLES, build_unit_costs, months_touched, unit_cost_mismatches
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
@@ -171,3 +171,13 @@ def test_exact_ratio_rounds_half_even_at_twelve_decimals(n: str, m: int, d: int)
     got = connection.execute(f"SELECT exact_ratio(CAST('{n}' AS DECIMAL(38, 12)), {m}, {d})").fetchone()
     assert got == (exact(Decimal(n), m, d),)
     assert connection.execute("SELECT exact_ratio(1, 1, 0), exact_ratio(1, 1, NULL)").fetchone() == (None, None)
+
+
+def test_the_reconciliation_finds_a_month_whose_cost_differs(con) -> None:
+    first, after = build_unit_costs(con, date(2026, 10, 31), date(2026, 11, 7))
+    assert unit_cost_mismatches(con, first, after) == []
+
+    con.execute("UPDATE main.unit_costs SET cost_usd = cost_usd + 0.000001 WHERE provider = 'aws'")
+    assert unit_cost_mismatches(con, first, after) == [
+        (NOV, Decimal("14.2") + 4 * Decimal("0.633333333333"), Decimal("14.200001") + 4 * Decimal("0.633333333333"))
+    ]

@@ -13,14 +13,12 @@ import dagster as dg
 
 from aispend_pipeline.defs.metadata import preview_markdown, usd
 from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
-from aispend_pipeline.marts.unit_costs import SEAT_PROVIDERS, UNIT_COSTS, build_unit_costs
-from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS
+from aispend_pipeline.marts.unit_costs import UNIT_COSTS, build_unit_costs, unit_cost_mismatches
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
 KEY = dg.AssetKey(["unit_costs"])
 RECONCILE_CHECK = "matches_cost_line_items"
 DESCRIPTION = UNIT_COSTS.description
-SEATS = ", ".join(f"'{p}'" for p in SEAT_PROVIDERS) or "NULL"
 
 
 def build_unit_costs_step(warehouse: DuckDBWarehouse, start: date, end: date) -> StepOutcome:
@@ -34,23 +32,7 @@ def build_unit_costs_step(warehouse: DuckDBWarehouse, start: date, end: date) ->
             "WHERE month >= $start AND month < $end",
             params,
         ).fetchone() or (0, Decimal(0), Decimal(0), Decimal(0))
-        mismatches = con.execute(
-            f"""
-            WITH lines AS (
-                SELECT CAST(date_trunc('month', usage_date) AS DATE) AS month, sum(cost_usd) AS cost_usd
-                FROM {COST_LINE_ITEMS.qualified_name}
-                WHERE usage_date >= $start AND usage_date < $end
-                  AND (charge_category = 'Usage' OR (charge_category = 'Purchase' AND provider IN ({SEATS})))
-                GROUP BY 1
-            ), mart AS (
-                SELECT month, sum(cost_usd) AS cost_usd FROM {UNIT_COSTS.qualified_name}
-                WHERE month >= $start AND month < $end GROUP BY 1
-            )
-            SELECT coalesce(l.month, m.month), l.cost_usd, m.cost_usd FROM lines l FULL JOIN mart m USING (month)
-            WHERE l.cost_usd IS DISTINCT FROM m.cost_usd
-            """,
-            params,
-        ).fetchall()
+        mismatches = unit_cost_mismatches(con, first, after)
         preview = preview_markdown(
             con,
             "SELECT month, team, provider, model, cost_usd, tokens, usd_per_million_tokens, "

@@ -76,6 +76,10 @@ def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")" if values else "(NULL)"
 
 
+# The charges a unit cost is computed over: usage, and the seat charges of seat products.
+COUNTED_CHARGES = f"(charge_category = 'Usage' OR (charge_category = 'Purchase' AND provider IN {_in(SEAT_PROVIDERS)}))"
+
+
 def _usage_sql() -> str:
     empty = (
         "SELECT CAST(NULL AS VARCHAR) AS provider, CAST(NULL AS DATE) AS usage_date, CAST(NULL AS VARCHAR) "
@@ -98,8 +102,7 @@ WITH lines AS (
              WHEN token_direction = 'input' THEN 'input'
              WHEN lower(unit) IN ('tokens', 'token') THEN 'unsplit' END AS kind
     FROM {COST_LINE_ITEMS.qualified_name}
-    WHERE usage_date >= $start AND usage_date < $end
-      AND (charge_category = 'Usage' OR (charge_category = 'Purchase' AND provider IN {_in(SEAT_PROVIDERS)}))
+    WHERE usage_date >= $start AND usage_date < $end AND {COUNTED_CHARGES}
 ),
 usage AS (
     SELECT provider, usage_date, project_id, workspace_id, model, kind, sum(tokens) AS tokens
@@ -196,3 +199,23 @@ def build_unit_costs(con: duckdb.DuckDBPyConnection, start: date, end: date) -> 
     con.execute(EXACT_RATIO_MACROS_SQL)
     warehouse.replace_range_from_sql(UNIT_COSTS, unit_costs_sql(), first, after)
     return first, after
+
+
+def unit_cost_mismatches(con: duckdb.DuckDBPyConnection, first: date, after: date) -> list[tuple]:
+    """(month, cost_line_items cost, unit_costs cost) for every month in [first, after) where they differ."""
+    return con.execute(
+        f"""
+        WITH lines AS (
+            SELECT CAST(date_trunc('month', usage_date) AS DATE) AS month, sum(cost_usd) AS cost_usd
+            FROM {COST_LINE_ITEMS.qualified_name}
+            WHERE usage_date >= $start AND usage_date < $end AND {COUNTED_CHARGES}
+            GROUP BY 1
+        ), mart AS (
+            SELECT month, sum(cost_usd) AS cost_usd FROM {UNIT_COSTS.qualified_name}
+            WHERE month >= $start AND month < $end GROUP BY 1
+        )
+        SELECT coalesce(l.month, m.month), l.cost_usd, m.cost_usd FROM lines l FULL JOIN mart m USING (month)
+        WHERE l.cost_usd IS DISTINCT FROM m.cost_usd
+        """,
+        {"start": first, "end": after},
+    ).fetchall()

@@ -102,7 +102,7 @@ class AdminKeySourceResource(SourceResource):
         client = self.client_class(self.admin_key or "", self.base_url)
         lines = client.daily_costs(start, end)
         frame = frame_from_records(lines, self.raw_table, self.key_columns)
-        requests, companions = client.request_count, {}
+        requests, companions = client.request_count, dict[str, pd.DataFrame]()
         if self.usage_client_class is not None and self.usage_table is not None:
             usage_client = self.usage_client_class(self.admin_key or "", self.base_url)
             usage = usage_client.daily_usage(start, end)
