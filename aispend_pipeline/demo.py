@@ -123,7 +123,7 @@ def summary(warehouse: DuckDBWarehouse, first: date, last: date, requests: dict[
     lines += [
         f"  API requests: {', '.join(f'{k} {v}' for k, v in requests.items())}; wall time {seconds:.1f} s",
         f"  DuckDB file: {warehouse.path.resolve()}",
-        "    (tables cost_line_items, team_daily_spend, spend_anomalies, alert_log, focus_cost_and_usage, ...)",
+        "    (tables cost_line_items, team_daily_spend, unit_costs, spend_anomalies, focus_cost_and_usage, ...)",
         f"  report: {report_path(warehouse.path).resolve()}  (open it in a browser)",
     ]
     return "\n".join(lines)

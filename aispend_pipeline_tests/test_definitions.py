@@ -12,6 +12,10 @@ import dagster as dg
 
 from aispend_pipeline.definitions import build_definitions
 from aispend_pipeline.defs.schedules import daily_schedule
+from aispend_pipeline.sources.anthropic.simulator import PATH as ANTHROPIC_COSTS
+from aispend_pipeline.sources.anthropic.simulator import USAGE_PATH as ANTHROPIC_USAGE
+from aispend_pipeline.sources.openai.simulator import PATH as OPENAI_COSTS
+from aispend_pipeline.sources.openai.simulator import USAGE_PATH as OPENAI_USAGE
 from aispend_pipeline.sources.registry import SOURCES
 
 EXPECTED_ASSETS = {
@@ -23,6 +27,7 @@ EXPECTED_ASSETS = {
     "source_inventory",
     "analyst_report",
     "spend_anomalies",
+    "unit_costs",
 }
 
 
@@ -86,7 +91,9 @@ def test_dagster_cli_materialises_a_partition_range_as_one_run(tmp_path, sims):
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stderr.count("RUN_START") == 1
-    assert sims.openai.request_count() == 1 and sims.anthropic.request_count() == 1
+    pairs = ((sims.openai, (OPENAI_COSTS, OPENAI_USAGE)), (sims.anthropic, (ANTHROPIC_COSTS, ANTHROPIC_USAGE)))
+    for sim, paths in pairs:
+        assert [sim.request_count(path) for path in paths] == [1, 1], "one cost and one usage request"
 
 
 def test_workspace_yaml_loads_the_code_location(tmp_path):

@@ -114,3 +114,22 @@ def cents_adding_up(amounts: list[Decimal]) -> list[Decimal]:
     for i in order[:spare]:
         floors[i] += CENT
     return floors
+
+
+# DuckDB divides DECIMALs in DOUBLE. These macros divide scaled HUGEINTs instead, so a ratio of money is exact
+# to the column's 12 decimals (rounded half-even): `exact_ratio(n, m, d)` = n * m / d for money `n` and counts
+# `m`, `d` (tokens, seats; taken to 6 decimals), NULL when any is NULL or `d` is not positive (never a division
+# by zero). Fits while |n| < 1e8 USD and |m| < 1e14 (a per-million price: m = 1e6).
+EXACT_RATIO_MACROS_SQL = f"""
+CREATE OR REPLACE TEMP MACRO money_units(x) AS
+    CAST(CAST(x AS {MONEY_SQL_TYPE}) * CAST(1000000000000 AS HUGEINT) AS HUGEINT);
+CREATE OR REPLACE TEMP MACRO count_units(x) AS
+    CAST(round(CAST(x AS {MONEY_SQL_TYPE}), 6) * CAST(1000000 AS HUGEINT) AS HUGEINT);
+CREATE OR REPLACE TEMP MACRO half_even_div(a, b) AS
+    sign(a) * (abs(a) // b + CASE WHEN 2 * (abs(a) % b) > b OR (2 * (abs(a) % b) = b AND (abs(a) // b) % 2 = 1)
+                                  THEN 1 ELSE 0 END);
+CREATE OR REPLACE TEMP MACRO exact_ratio(n, m, d) AS
+    CAST(CAST(half_even_div(money_units(n) * count_units(m),
+                            CASE WHEN count_units(d) > 0 THEN count_units(d) END) AS DECIMAL(38, 0))
+         * CAST(0.000000000001 AS DECIMAL(13, 12)) AS {MONEY_SQL_TYPE});
+"""

@@ -68,12 +68,17 @@ def _pull_one(source: Source, resource: SourceResource, start: date, end: date) 
     try:
         pull = resource.pull(start, end)
         frame = validate(source.raw_table, pull.frame, source.name)
+        companions = {
+            t.qualified_name: validate(t, pull.companions[t.qualified_name], source.name)
+            for t in source.companion_tables
+            if t.qualified_name in pull.companions
+        }
     except AispendError as exc:
         return SourcePull(source, "failed", error=str(exc), seconds=time.monotonic() - began)
     except Exception as exc:  # an unexpected client error still stays with its source
         message = f"{source.name}: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return SourcePull(source, "failed", error=AispendError(message).args[0], seconds=time.monotonic() - began)
-    pull = RawPull(frame, pull.api_requests, pull.days, pull.rounding_usd)
+    pull = RawPull(frame, pull.api_requests, pull.days, pull.rounding_usd, companions)
     return SourcePull(source, "loaded", pull=pull, seconds=time.monotonic() - began)
 
 
@@ -86,7 +91,7 @@ def covered_days(pulled: SourcePull, start: date, end: date) -> list[date]:
 def store_pull(warehouse: DuckDBWarehouse, pulled: SourcePull, start: date, end: date) -> StepOutcome:
     """Write a source's pull into the run's copy and say what was stored (checks included)."""
     source, key = pulled.source, raw_asset_key(pulled.source)
-    warehouse.ensure_tables([source.raw_table])
+    warehouse.ensure_tables([source.raw_table, *source.companion_tables])
     if pulled.status == "not configured":
         return StepOutcome(
             key,
@@ -102,12 +107,18 @@ def store_pull(warehouse: DuckDBWarehouse, pulled: SourcePull, start: date, end:
     source_total = sum((parse_money(v) for v in frame[money]), Decimal(0))
     warehouse.replace_days(source.raw_table, frame, days)
     stored_rows, stored_total = days_summary(warehouse, source.raw_table, days, money)
+    companion_rows = {
+        f"{table.name}_rows": warehouse.replace_days(table, pulled.pull.companions[table.qualified_name], days)
+        for table in source.companion_tables
+        if table.qualified_name in pulled.pull.companions
+    }
     rounding = sum(pulled.pull.rounding_usd.values(), Decimal(0))
     metadata = {
         "status": "loaded",
         "dagster/row_count": stored_rows,
         "total_usd": usd(stored_total),
         "api_requests": pulled.pull.api_requests,
+        **companion_rows,
         "pull_seconds": round(pulled.seconds, 3),
         "days_replaced": days_text(days),
         "rounding_usd": usd(rounding),

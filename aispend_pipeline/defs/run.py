@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from aispend_pipeline.defs import allocate, anomalies, marts, normalise, report
+from aispend_pipeline.defs import allocate, anomalies, marts, normalise, report, unit_costs
 from aispend_pipeline.defs.asset_defaults import OWNERS
 from aispend_pipeline.defs.ingest import (
     FRESHNESS_CHECK,
@@ -86,6 +86,7 @@ SPECS = [
         [allocate.KEY],
         layer="marts",
     ),
+    _spec(unit_costs.KEY, unit_costs.DESCRIPTION, "marts", {"sql", "duckdb"}, [allocate.KEY], layer="marts"),
     _spec(
         anomalies.KEY,
         anomalies.DESCRIPTION,
@@ -108,7 +109,7 @@ SPECS = [
         report.REPORT_DESCRIPTION,
         "marts",
         {"html", "plotly"},
-        [marts.ROLLUP_KEY, anomalies.KEY, report.INVENTORY_KEY],
+        [marts.ROLLUP_KEY, anomalies.KEY, report.INVENTORY_KEY, unit_costs.KEY],
         layer="report",
     ),
 ]
@@ -152,6 +153,12 @@ CHECK_SPECS = [
         anomalies.DELIVERY_CHECK,
         asset=anomalies.KEY,
         description="Warns when an alert could not be posted to the webhook (retried by the next run).",
+    ),
+    dg.AssetCheckSpec(
+        unit_costs.RECONCILE_CHECK,
+        asset=unit_costs.KEY,
+        blocking=True,
+        description="Per month, the unit-cost rows' cost equals cost_line_items' Usage (and seat) charges exactly.",
     ),
     dg.AssetCheckSpec(
         marts.RECONCILE_CHECK,
@@ -199,6 +206,8 @@ def run_pipeline(
             outcomes.append(marts.build_team_daily_spend(building, first, after, end - timedelta(days=1)))
         if marts.FOCUS_KEY in selected:
             outcomes.append(marts.build_focus_view(building, first, after))
+        if unit_costs.KEY in selected:
+            outcomes.append(unit_costs.build_unit_costs_step(building, first, after))
         if report.INVENTORY_KEY in selected:
             outcomes.append(report.build_inventory(building, end - timedelta(days=1), configured))
         failed_checks = [(o.key, c) for o in outcomes for c in o.failed_blocking_checks()]

@@ -32,6 +32,9 @@ def cell(name: str, value: Any) -> str:
         return usd_html(value, "td")
     if value is None:
         return "<td></td>"
+    if name.startswith("usd_per_") and isinstance(value, Decimal):  # a unit price: 4 decimals, exact on hover
+        exact = trimmed_money_text(value)
+        return f'<td class="num" data-exact="{exact}" title="{exact} USD">{value:,.4f}</td>'
     if isinstance(value, bool):
         return f"<td>{'yes' if value else 'no'}</td>"
     if name.endswith("_pct") and isinstance(value, Decimal | float):

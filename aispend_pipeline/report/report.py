@@ -33,6 +33,27 @@ TOP_UNMAPPED_KEYS = 20
 ANOMALY_CONTEXT_SERIES = 6
 ANOMALIES_TABLE = "main.spend_anomalies"
 UNIT_COSTS_TABLE = "main.unit_costs"
+UNIT_COST_ROWS = 60
+UNIT_COST_COLUMNS = (
+    "month",
+    "team",
+    "provider",
+    "model",
+    "cost_usd",
+    "tokens",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "usd_per_million_tokens",
+    "usd_per_million_input_tokens",
+    "usd_per_million_output_tokens",
+    "cache_read_savings_usd",
+    "seats",
+    "active_seats",
+    "usd_per_active_seat",
+    "token_source",
+)
 SPEND = TEAM_DAILY_SPEND.qualified_name
 LINES = COST_LINE_ITEMS.qualified_name
 IN_WINDOW = "usage_date BETWEEN $first AND $last"
@@ -280,8 +301,24 @@ def _unit_costs(con: duckdb.DuckDBPyConnection) -> Section:
     if not table_exists(con, UNIT_COSTS_TABLE):
         note = f'<p class="note" id="unit-costs-missing">No unit-cost table ({UNIT_COSTS_TABLE}) yet.</p>'
         return Section("unit-costs", "Unit costs", note)
-    columns, rows = _query(con, f"SELECT * FROM {UNIT_COSTS_TABLE} ORDER BY month DESC, cost_usd DESC LIMIT 60", {})
-    return Section("unit-costs", "Unit costs", table_html(columns, rows, "unit-costs"))
+    present = {
+        name
+        for (name,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            UNIT_COSTS_TABLE.split("."),
+        ).fetchall()
+    }
+    shown = ", ".join(c for c in UNIT_COST_COLUMNS if c in present) or "*"
+    columns, rows = _query(
+        con, f"SELECT {shown} FROM {UNIT_COSTS_TABLE} ORDER BY month DESC, cost_usd DESC LIMIT {UNIT_COST_ROWS}", {}
+    )
+    intro = (
+        "<p>Per month, team, provider and model: tokens beside the billed cost (from the providers' usage "
+        "endpoints, or the cost lines' own token quantities), USD per million tokens overall and by direction, "
+        "what cache reads saved against the uncached input price, and USD per active seat for seat products. "
+        f"Latest months first, the {UNIT_COST_ROWS} largest rows; the full table is main.unit_costs.</p>"
+    )
+    return Section("unit-costs", "Unit costs", intro + table_html(columns, rows, "unit-costs"))
 
 
 def render_report(con: duckdb.DuckDBPyConnection, as_of: date, days: int = REPORT_DAYS) -> str:

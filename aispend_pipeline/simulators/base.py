@@ -84,10 +84,16 @@ class HttpSimulator(SourceSimulator):
         return self.server.port
 
     def fail_next(
-        self, status: int, headers: Mapping[str, str] | None = None, body: Any = None, times: int = 1
+        self,
+        status: int,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        times: int = 1,
+        path: str | None = None,
     ) -> None:
-        """Answer the next `times` requests with `status` (default body: the provider's error envelope)."""
-        self.server.fail_next(status, headers, body, times)
+        """Answer the next `times` requests (for `path` only, if given) with `status` (default body: the
+        provider's error envelope)."""
+        self.server.fail_next(status, headers, body, times, path)
 
     def request_count(self, path: str | None = None) -> int:
         return self.server.request_count(path)

@@ -62,6 +62,17 @@ ANTHROPIC_LINES: dict[tuple[str, str, str | None, str | None, str | None, str | 
     ("Code Execution Usage", "code_execution", None, None, None, None): (0.03, 0.6),
     ("Web Search Usage", "web_search", None, None, None, None): (0.02, 0.6),
 }
+# (model, token_type) -> list price in dollars per 1M tokens: the usage report's tokens are cost / price
+ANTHROPIC_PRICES: dict[tuple[str, str], float] = {
+    **{
+        (model, token_type): price
+        for model, prices in (
+            ("claude-sonnet-4-5", (3.0, 15.0, 0.30, 3.75)),
+            ("claude-haiku-4-5", (1.0, 5.0, 0.10, 1.25)),
+        )
+        for (_, token_type, _), price in zip(_TOKEN_KINDS, prices, strict=True)
+    },
+}
 # workspace (None: the default workspace) -> (dollars on a weekday, chance a line appears on a day)
 ANTHROPIC_WORKSPACES: dict[str | None, tuple[float, float]] = {
     "wrkspc_research": (110.0, 1.0),
@@ -94,6 +105,38 @@ class AnthropicLine:
     def amount_usd(self) -> Decimal:
         return cents_to_usd(self.amount_cents)
 
+    @property
+    def tokens(self) -> int | None:
+        """Tokens billed by this line at the list price (None for non-token costs)."""
+        price = ANTHROPIC_PRICES.get((self.model or "", self.token_type or ""))
+        return None if price is None else round(self.amount_usd * 1_000_000 / Decimal(str(price)))
+
+
+@dataclass(frozen=True)
+class OpenAIUsage:
+    """One `/organization/usage/completions` result: a project's tokens of one model on one day."""
+
+    project_id: str | None
+    model: str | None
+    input_tokens: int
+    input_cached_tokens: int
+    input_uncached_tokens: int
+    output_tokens: int
+    num_model_requests: int
+
+
+@dataclass(frozen=True)
+class AnthropicUsage:
+    """One `/organizations/usage_report/messages` result: a workspace's tokens of one model on one day."""
+
+    workspace_id: str | None
+    model: str | None
+    uncached_input_tokens: int
+    cache_read_input_tokens: int
+    cache_creation_5m_input_tokens: int
+    cache_creation_1h_input_tokens: int
+    output_tokens: int
+
 
 class SyntheticOrg:
     def __init__(self, seed: int = 7, spike_day: date | None = None) -> None:
@@ -122,6 +165,42 @@ class SyntheticOrg:
                 if cents is not None:
                     lines.append(AnthropicLine(workspace, *fields, amount_cents=cents))
         return lines
+
+    def openai_usage(self, day: date) -> list[OpenAIUsage]:
+        """Completions tokens per project and model, exactly the tokens of the day's cost lines.
+
+        Embedding models are not completions (their tokens stay on the cost lines' quantity only).
+        """
+        tokens: dict[tuple[str | None, str], dict[str, int]] = {}
+        for line in self.openai_lines(day):
+            model, _, kind = (line.line_item or "").partition(", ")
+            if line.tokens is None or not kind or model.startswith("text-embedding"):
+                continue
+            tokens.setdefault((line.project_id, model), {}).setdefault(kind, 0)
+            tokens[(line.project_id, model)][kind] += line.tokens
+        usage = []
+        for (project, model), kinds in tokens.items():
+            uncached, cached, output = kinds.get("input", 0), kinds.get("cached input", 0), kinds.get("output", 0)
+            requests = max(1, (uncached + cached + output) // 2500)
+            usage.append(OpenAIUsage(project, model, uncached + cached, cached, uncached, output, requests))
+        return usage
+
+    def anthropic_usage(self, day: date) -> list[AnthropicUsage]:
+        """Message tokens per workspace and model, exactly the tokens of the day's cost lines."""
+        fields = {
+            "uncached_input_tokens": "uncached_input_tokens",
+            "output_tokens": "output_tokens",
+            "cache_read_input_tokens": "cache_read_input_tokens",
+            "cache_creation.ephemeral_5m_input_tokens": "cache_creation_5m_input_tokens",
+            "cache_creation.ephemeral_1h_input_tokens": "cache_creation_1h_input_tokens",
+        }
+        tokens: dict[tuple[str | None, str], dict[str, int]] = {}
+        for line in self.anthropic_lines(day):
+            if line.tokens is None or line.model is None or line.token_type not in fields:
+                continue
+            counts = tokens.setdefault((line.workspace_id, line.model), dict.fromkeys(fields.values(), 0))
+            counts[fields[line.token_type]] += line.tokens
+        return [AnthropicUsage(workspace, model, **counts) for (workspace, model), counts in tokens.items()]
 
     def expected_total_usd(self, provider: str, day: date) -> Decimal:
         """The day's total in dollars, as the pipeline must report it (Anthropic cents / 100)."""

@@ -86,6 +86,7 @@ class _Fault:
     status: int
     headers: Mapping[str, str]
     body: Any
+    path: str | None = None  # only requests for this path (None: any request)
 
 
 class SimServer:
@@ -145,12 +146,18 @@ class SimServer:
         self.stop()
 
     def fail_next(
-        self, status: int, headers: Mapping[str, str] | None = None, body: Any = None, times: int = 1
+        self,
+        status: int,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        times: int = 1,
+        path: str | None = None,
     ) -> None:
-        """Answer the next `times` requests with `status` (default body: the provider's error envelope)."""
+        """Answer the next `times` requests (for `path` only, if given) with `status` (default body: the
+        provider's error envelope)."""
         payload = self.error_body(status, f"simulated HTTP {status}") if body is None else body
         with self._lock:
-            self._faults.extend(_Fault(status, dict(headers or {}), payload) for _ in range(times))
+            self._faults.extend(_Fault(status, dict(headers or {}), payload, path) for _ in range(times))
 
     def request_count(self, path: str | None = None) -> int:
         """Requests received for `path` (all paths when None), injected failures included."""
@@ -160,7 +167,9 @@ class SimServer:
     def handle(self, request: Request) -> tuple[int, Mapping[str, str], Any]:
         with self._lock:
             self._counts[request.path] += 1
-            fault = self._faults.popleft() if self._faults else None
+            fault = next((f for f in self._faults if f.path in (None, request.path)), None)
+            if fault is not None:
+                self._faults.remove(fault)
         if fault is not None:
             return fault.status, fault.headers, fault.body
         try:

@@ -33,6 +33,8 @@ class RawPull:
     api_requests: int = 0
     days: frozenset[date] | None = None
     rounding_usd: Mapping[date, Decimal] = field(default_factory=dict)  # rounded away per day (half-even)
+    # Rows of the source's companion tables (e.g. token usage beside billed cost), same days, no money.
+    companions: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # qualified table name -> rows
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,13 @@ class Source:
         if self.has_api and self.focus is None:
             raise ValueError(f"source {self.name!r} has an API but no `focus` (its FOCUS ProviderName)")
 
+    # Tables the same pull fills beside the raw cost table (token usage): stored for the same days, never
+    # normalised into line items, so they cannot change a cost total.
+    companion_tables: tuple[Table, ...] = ()
+    # SELECT of (provider, usage_date, project_id, workspace_id, model, kind, tokens) over the companion
+    # tables, kind in input/cache_read/cache_write/output: the tokens the unit-cost mart sets beside the cost.
+    usage_tokens_sql: str | None = None
+
 
 class SourceResource(dg.ConfigurableResource):
     """A source's connection settings; `pull` fetches raw rows for the UTC days [start, end)."""
@@ -86,12 +95,17 @@ class SourceResource(dg.ConfigurableResource):
 class AdminKeySourceResource(SourceResource):
     """A source read with one admin key over a configurable endpoint (OpenAI, Anthropic).
 
-    Subclasses name the client class, the raw table and its key columns, and the default endpoint.
+    Subclasses name the client class, the raw table and its key columns, and the default endpoint; with a
+    usage client and table, the same pull also reads the provider's token usage for the same days (one
+    paged range request per endpoint), stored beside the billed cost.
     """
 
     client_class: ClassVar[type]
     raw_table: ClassVar[Table]
     key_columns: ClassVar[tuple[str, ...]]
+    usage_client_class: ClassVar[type | None] = None
+    usage_table: ClassVar[Table | None] = None
+    usage_key_columns: ClassVar[tuple[str, ...]] = ()
     admin_key: str | None = None
     base_url: str = ""
 
@@ -103,7 +117,15 @@ class AdminKeySourceResource(SourceResource):
         client = self.client_class(self.admin_key or "", self.base_url)
         lines = client.daily_costs(start, end)
         frame = frame_from_records(lines, self.raw_table, self.key_columns)
-        return RawPull(frame, client.request_count, rounding_usd=dict(client.rounding_usd))
+        requests, companions = client.request_count, dict[str, pd.DataFrame]()
+        if self.usage_client_class is not None and self.usage_table is not None:
+            usage_client = self.usage_client_class(self.admin_key or "", self.base_url)
+            usage = usage_client.daily_usage(start, end)
+            companions[self.usage_table.qualified_name] = frame_from_records(
+                usage, self.usage_table, self.usage_key_columns
+            )
+            requests += usage_client.request_count
+        return RawPull(frame, requests, rounding_usd=dict(client.rounding_usd), companions=companions)
 
 
 def raw_frame(rows: list[dict[str, Any]], table: Table, key_columns: tuple[str, ...]) -> pd.DataFrame:

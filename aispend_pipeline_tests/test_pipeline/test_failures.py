@@ -10,6 +10,8 @@ import dagster as dg
 import pytest
 
 from aispend_pipeline.cli import main, materialize
+from aispend_pipeline.sources.openai.simulator import PATH as OPENAI_COSTS
+from aispend_pipeline.sources.openai.simulator import USAGE_PATH as OPENAI_USAGE
 
 DAYS = (date(2026, 10, 1), date(2026, 10, 5))
 WRONG_KEY = "sk-admin-WRONG-0123456789abcdef"
@@ -106,7 +108,8 @@ def test_rate_limit_is_retried_after_the_providers_delay(pipeline):
     pipeline.sims.openai.fail_next(429, headers={"Retry-After": "0"})
     ok, reason = pipeline.run(*DAYS)
     assert ok, reason
-    assert pipeline.sims.openai.request_count() == 2
+    assert pipeline.sims.openai.request_count(OPENAI_COSTS) == 2, "the 429, then the answer"
+    assert pipeline.sims.openai.request_count(OPENAI_USAGE) == 1
 
 
 def test_a_source_without_credentials_materialises_empty_and_the_run_succeeds(pipeline, tmp_path, monkeypatch):
@@ -150,7 +153,7 @@ def test_a_mistyped_seeds_directory_runs_nothing_and_keeps_the_mapping(pipeline,
     assert code == 2 and "AISPEND_SEEDS_DIR" in err and "-typo does not exist" in err
     assert len(err.strip().splitlines()) == 1
     assert state(pipeline) == before
-    assert pipeline.sims.openai.request_count() == 1
+    assert pipeline.sims.openai.request_count(OPENAI_COSTS) == 1, "only the first run called the API"
 
 
 def test_keys_in_dot_env_are_read_by_the_command_line(pipeline, monkeypatch, tmp_path, capsys):

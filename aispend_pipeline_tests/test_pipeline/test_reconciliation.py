@@ -8,6 +8,10 @@ from decimal import Decimal
 import duckdb
 
 from aispend_pipeline.core.days import days_between
+from aispend_pipeline.sources.anthropic.simulator import PATH as ANTHROPIC_COSTS
+from aispend_pipeline.sources.anthropic.simulator import USAGE_PATH as ANTHROPIC_USAGE
+from aispend_pipeline.sources.openai.simulator import PATH as OPENAI_COSTS
+from aispend_pipeline.sources.openai.simulator import USAGE_PATH as OPENAI_USAGE
 
 OCTOBER = (date(2026, 10, 1), date(2026, 10, 31))
 LAYERS = ("raw_total", "staging.line_items", "main.cost_line_items", "main.team_daily_spend", "focus")
@@ -71,9 +75,12 @@ def test_month_matches_simulator_totals_in_every_layer(pipeline):
 def test_month_is_one_request_per_page(pipeline):
     ok, reason = pipeline.run(*OCTOBER)
     assert ok, reason
-    # 31 daily buckets: OpenAI serves up to 180 per page, Anthropic 31.
-    assert pipeline.sims.openai.request_count() == 1
-    assert pipeline.sims.anthropic.request_count() == 1
+    # 31 daily buckets: OpenAI serves up to 180 per page, Anthropic 31; both usage endpoints 31.
+    for sim, paths in (
+        (pipeline.sims.openai, (OPENAI_COSTS, OPENAI_USAGE)),
+        (pipeline.sims.anthropic, (ANTHROPIC_COSTS, ANTHROPIC_USAGE)),
+    ):
+        assert [sim.request_count(path) for path in paths] == [1, 1]
 
 
 def test_line_counts_match_the_source(pipeline):

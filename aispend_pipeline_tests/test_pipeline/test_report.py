@@ -159,8 +159,9 @@ def anomalies_and_unit_costs_appear_with_their_context_when_their_tables_exist(p
             {"d": spike, "t": team, "p": provider, "c": cost},
         )
         con.execute(
-            "CREATE TABLE main.unit_costs AS SELECT '2026-10' AS month, 'search' AS team, 'openai' AS provider, "
-            "'gpt-4.1' AS model, 12.345678::DECIMAL(38, 12) AS cost_usd, 1000000::BIGINT AS tokens"
+            "CREATE OR REPLACE TABLE main.unit_costs AS SELECT '2026-10' AS month, 'search' AS team, "
+            "'openai' AS provider, 'gpt-4.1' AS model, 12.345678::DECIMAL(38, 12) AS cost_usd, "
+            "1000000::BIGINT AS tokens"
         )
         path = write_report(con, report, LAST)
     text = path.read_text(encoding="utf-8")

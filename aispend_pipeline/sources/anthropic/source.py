@@ -5,6 +5,7 @@ from __future__ import annotations
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
 from aispend_pipeline.settings import env_or
 from aispend_pipeline.sources.anthropic.client import DEFAULT_BASE_URL, AnthropicCostsClient
+from aispend_pipeline.sources.anthropic.usage import AnthropicUsageClient
 from aispend_pipeline.sources.base import AdminKeySourceResource, FocusProvider, Source
 
 KEY_COLUMNS = (
@@ -37,6 +38,41 @@ RAW_TABLE = Table(
     unique_key=(*KEY_COLUMNS, "line_ordinal"),
 )
 
+USAGE_KEY_COLUMNS = ("usage_date", "workspace_id", "model")
+
+USAGE_TABLE = Table(
+    "raw",
+    "anthropic_usage",
+    (
+        Column("usage_date", "DATE", nullable=False),
+        Column("workspace_id"),
+        Column("model"),
+        Column("uncached_input_tokens", "BIGINT", nullable=False),
+        Column("cache_read_input_tokens", "BIGINT", nullable=False),
+        Column("cache_creation_5m_input_tokens", "BIGINT", nullable=False),
+        Column("cache_creation_1h_input_tokens", "BIGINT", nullable=False),
+        Column("output_tokens", "BIGINT", nullable=False),
+        Column("web_search_requests", "BIGINT", nullable=False),
+        Column("line_ordinal", "BIGINT", nullable=False),
+    ),
+    description="Anthropic usage_report/messages results (tokens, no money), per day, workspace and model.",
+    unique_key=(*USAGE_KEY_COLUMNS, "line_ordinal"),
+)
+
+# Tokens by the cost lines' kinds (token_type): cache writes of both lifetimes are one kind, as their cost
+# lines are both cache writes.
+USAGE_TOKENS_SQL = """
+SELECT 'anthropic' AS provider, usage_date, CAST(NULL AS VARCHAR) AS project_id, workspace_id, model, kind, tokens
+FROM (
+    SELECT usage_date, workspace_id, model,
+        uncached_input_tokens AS input,
+        cache_read_input_tokens AS cache_read,
+        cache_creation_5m_input_tokens + cache_creation_1h_input_tokens AS cache_write,
+        output_tokens AS output
+    FROM raw.anthropic_usage
+) UNPIVOT (tokens FOR kind IN (input, cache_read, cache_write, output))
+"""
+
 NORMALISE_SQL = """
 SELECT
     md5(to_json(['anthropic', CAST(usage_date AS VARCHAR), workspace_id, description, cost_type, model,
@@ -68,6 +104,9 @@ class AnthropicResource(AdminKeySourceResource):
     client_class = AnthropicCostsClient
     raw_table = RAW_TABLE
     key_columns = KEY_COLUMNS
+    usage_client_class = AnthropicUsageClient
+    usage_table = USAGE_TABLE
+    usage_key_columns = USAGE_KEY_COLUMNS
     base_url: str = DEFAULT_BASE_URL
 
 
@@ -81,6 +120,8 @@ SOURCE = Source(
     resource_key="anthropic",
     enabled_by=("ANTHROPIC_ADMIN_KEY",),
     simulator="aispend_pipeline.sources.anthropic.simulator:AnthropicCostsSimulator",
+    companion_tables=(USAGE_TABLE,),
+    usage_tokens_sql=USAGE_TOKENS_SQL,
     build_resource=lambda: AnthropicResource(
         admin_key=env_or("ANTHROPIC_ADMIN_KEY"), base_url=env_or("ANTHROPIC_BASE_URL", DEFAULT_BASE_URL)
     ),

@@ -1,8 +1,9 @@
-"""OpenAI's `GET /v1/organization/costs`, served from the synthetic organisation.
+"""OpenAI's `GET /v1/organization/costs` and `/usage/completions`, served from the synthetic organisation.
 
 Faithful to the wire format the real client must survive: bearer admin key, `limit` counted in daily
 buckets (1-180), `group_by` with or without brackets, opaque cursors, and `amount.value` sometimes a JSON
-string instead of a number.
+string instead of a number. The completions usage (at most 31 daily buckets a page) carries exactly the tokens
+the cost lines bill, grouped by project and model.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from aispend_pipeline.simulators.base import HttpSimulator
-from aispend_pipeline.simulators.org import OpenAILine
+from aispend_pipeline.simulators.org import OpenAILine, OpenAIUsage
 from aispend_pipeline.simulators.paging import (
     aggregate,
     check_choices,
@@ -30,6 +31,11 @@ PATH = "/v1/organization/costs"
 MAX_LIMIT = 180
 GROUP_BY = ("project_id", "line_item", "user_id", "api_key_id", "api_source")
 DIMS = {"project_id": ("project_id",), "line_item": ("line_item", "tokens")}
+USAGE_PATH = "/v1/organization/usage/completions"
+USAGE_MAX_LIMIT = 31
+USAGE_GROUP_BY = ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier")
+USAGE_DIMS = {"project_id": ("project_id",), "model": ("model",)}
+USAGE_SUMS = ("input_tokens", "input_cached_tokens", "input_uncached_tokens", "output_tokens", "num_model_requests")
 _ERROR_KINDS = {
     401: ("invalid_request_error", "invalid_api_key"),
     404: ("invalid_request_error", "not_found"),
@@ -67,7 +73,7 @@ class OpenAICostsSimulator(HttpSimulator):
 
     @property
     def routes(self) -> dict[str, Route]:
-        return {PATH: self.costs}
+        return {PATH: self.costs, USAGE_PATH: self.completions_usage}
 
     def costs(self, request: Request) -> dict[str, Any]:
         require_header(request, "Authorization", f"Bearer {self.api_key}")
@@ -81,14 +87,61 @@ class OpenAICostsSimulator(HttpSimulator):
         return envelope(page, lambda day: self._bucket(day, group_by), object="page")
 
     def _bucket(self, day: date, group_by: list[str]) -> dict[str, Any]:
-        started = datetime(day.year, day.month, day.day, tzinfo=UTC)
         lines = aggregate(self.org.openai_lines(day), group_by, DIMS, sums=("amount_usd", "tokens"))
-        return {
-            "object": "bucket",
-            "start_time": int(started.timestamp()),
-            "end_time": int((started + timedelta(days=1)).timestamp()),
-            "results": [_result(line) for line in lines],
-        }
+        return _day_bucket(day, [_result(line) for line in lines])
+
+    def completions_usage(self, request: Request) -> dict[str, Any]:
+        require_header(request, "Authorization", f"Bearer {self.api_key}")
+        start = unix_param(request, "start_time") or missing("start_time")
+        end = unix_param(request, "end_time")
+        if request.param("bucket_width", "1d") != "1d":
+            raise HttpError(400, "this simulator serves bucket_width '1d' only")
+        group_by = request.params("group_by")
+        check_choices("group_by", group_by, USAGE_GROUP_BY)
+        page = paginate(request, completed_days(start, end), max_limit=USAGE_MAX_LIMIT, cap=self.max_page_size)
+        return envelope(page, lambda day: self._usage_bucket(day, group_by), object="page")
+
+    def _usage_bucket(self, day: date, group_by: list[str]) -> dict[str, Any]:
+        usage = aggregate(self.org.openai_usage(day), group_by, USAGE_DIMS, sums=USAGE_SUMS)
+        return _day_bucket(day, [_usage_result(row) for row in usage])
+
+
+def _day_bucket(day: date, results: list[dict[str, Any]]) -> dict[str, Any]:
+    started = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return {
+        "object": "bucket",
+        "start_time": int(started.timestamp()),
+        "end_time": int((started + timedelta(days=1)).timestamp()),
+        "results": results,
+    }
+
+
+def _usage_result(row: OpenAIUsage) -> dict[str, Any]:
+    """UsageCompletionsResult of openai-openapi: text tokens only, no audio or image, no cache writes."""
+    return {
+        "object": "organization.usage.completions.result",
+        "input_tokens": row.input_tokens,
+        "input_cached_tokens": row.input_cached_tokens,
+        "input_cache_write_tokens": 0,
+        "input_uncached_tokens": row.input_uncached_tokens,
+        "output_tokens": row.output_tokens,
+        "input_text_tokens": row.input_uncached_tokens,
+        "output_text_tokens": row.output_tokens,
+        "input_cached_text_tokens": row.input_cached_tokens,
+        "input_audio_tokens": 0,
+        "input_cached_audio_tokens": 0,
+        "output_audio_tokens": 0,
+        "input_image_tokens": 0,
+        "input_cached_image_tokens": 0,
+        "output_image_tokens": 0,
+        "num_model_requests": row.num_model_requests,
+        "project_id": row.project_id,
+        "user_id": None,
+        "api_key_id": None,
+        "model": row.model,
+        "batch": None,
+        "service_tier": None,
+    }
 
 
 def _result(line: OpenAILine) -> dict[str, Any]:

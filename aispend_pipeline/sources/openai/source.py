@@ -6,6 +6,7 @@ from aispend_pipeline.schemas.table import DECIMAL, Column, Table
 from aispend_pipeline.settings import env_or
 from aispend_pipeline.sources.base import AdminKeySourceResource, FocusProvider, Source
 from aispend_pipeline.sources.openai.client import DEFAULT_BASE_URL, OpenAICostsClient
+from aispend_pipeline.sources.openai.usage import OpenAIUsageClient
 
 KEY_COLUMNS = ("usage_date", "project_id", "line_item")
 
@@ -24,6 +25,42 @@ RAW_TABLE = Table(
     description="OpenAI /organization/costs results, one row per day, project and line item.",
     unique_key=(*KEY_COLUMNS, "line_ordinal"),
 )
+
+USAGE_KEY_COLUMNS = ("usage_date", "project_id", "model")
+
+USAGE_TABLE = Table(
+    "raw",
+    "openai_usage",
+    (
+        Column("usage_date", "DATE", nullable=False),
+        Column("project_id"),
+        Column("model"),
+        Column("input_tokens", "BIGINT", nullable=False, description="Includes cached and cache-write tokens."),
+        Column("input_cached_tokens", "BIGINT"),
+        Column("input_cache_write_tokens", "BIGINT"),
+        Column("input_uncached_tokens", "BIGINT", description="Absent on older data: input - cached - writes."),
+        Column("output_tokens", "BIGINT", nullable=False),
+        Column("num_model_requests", "BIGINT", nullable=False),
+        Column("line_ordinal", "BIGINT", nullable=False),
+    ),
+    description="OpenAI /organization/usage/completions results (tokens, no money), per day, project and model.",
+    unique_key=(*USAGE_KEY_COLUMNS, "line_ordinal"),
+)
+
+# Tokens by the cost lines' kinds: the "input" line bills uncached input (input_tokens minus cached and
+# cache-write tokens when the newer input_uncached_tokens is absent), "cached input" the cache reads.
+USAGE_TOKENS_SQL = """
+SELECT 'openai' AS provider, usage_date, project_id, CAST(NULL AS VARCHAR) AS workspace_id, model, kind, tokens
+FROM (
+    SELECT usage_date, project_id, model,
+        coalesce(input_uncached_tokens,
+                 input_tokens - coalesce(input_cached_tokens, 0) - coalesce(input_cache_write_tokens, 0)) AS input,
+        coalesce(input_cached_tokens, 0) AS cache_read,
+        coalesce(input_cache_write_tokens, 0) AS cache_write,
+        output_tokens AS output
+    FROM raw.openai_usage
+) UNPIVOT (tokens FOR kind IN (input, cache_read, cache_write, output))
+"""
 
 NORMALISE_SQL = """
 SELECT
@@ -58,6 +95,9 @@ class OpenAIResource(AdminKeySourceResource):
     client_class = OpenAICostsClient
     raw_table = RAW_TABLE
     key_columns = KEY_COLUMNS
+    usage_client_class = OpenAIUsageClient
+    usage_table = USAGE_TABLE
+    usage_key_columns = USAGE_KEY_COLUMNS
     base_url: str = DEFAULT_BASE_URL
 
 
@@ -71,6 +111,8 @@ SOURCE = Source(
     resource_key="openai",
     enabled_by=("OPENAI_ADMIN_KEY",),
     simulator="aispend_pipeline.sources.openai.simulator:OpenAICostsSimulator",
+    companion_tables=(USAGE_TABLE,),
+    usage_tokens_sql=USAGE_TOKENS_SQL,
     build_resource=lambda: OpenAIResource(
         admin_key=env_or("OPENAI_ADMIN_KEY"), base_url=env_or("OPENAI_BASE_URL", DEFAULT_BASE_URL)
     ),

@@ -1,0 +1,85 @@
+"""OpenAI completions usage: `GET /organization/usage/completions` with the admin key (no Dagster).
+
+Tokens per day, project and model, beside the billed cost (never instead of it): the unit-cost mart
+divides the cost lines by these tokens. Daily buckets (`limit` at most 31 a page), cursor pagination
+as for costs. `input_tokens` includes cached and cache-write tokens; `input_uncached_tokens` is newer
+and may be absent on older data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from aispend_pipeline.core.days import merge_daily_buckets, require_every_day
+from aispend_pipeline.core.http import ApiClient, iter_cursor_pages
+from aispend_pipeline.core.tokens import token_count
+from aispend_pipeline.sources.openai.client import DEFAULT_BASE_URL, SOURCE, _day, _unix
+
+PATH = "/organization/usage/completions"
+MAX_BUCKETS_PER_PAGE = 31
+
+
+@dataclass(frozen=True)
+class OpenAIUsageLine:
+    usage_date: date
+    project_id: str | None
+    model: str | None
+    input_tokens: int
+    input_cached_tokens: int | None
+    input_cache_write_tokens: int | None
+    input_uncached_tokens: int | None
+    output_tokens: int
+    num_model_requests: int
+
+
+class OpenAIUsageClient:
+    def __init__(self, admin_key: str, base_url: str = DEFAULT_BASE_URL, **http_options: Any) -> None:
+        self.api = ApiClient(
+            SOURCE,
+            base_url,
+            {"Authorization": f"Bearer {admin_key}"},
+            credential_setting="OPENAI_ADMIN_KEY",
+            **http_options,
+        )
+
+    @property
+    def request_count(self) -> int:
+        return self.api.request_count
+
+    def daily_usage(self, start: date, end: date) -> list[OpenAIUsageLine]:
+        """Completions tokens of the UTC days [start, end) per project and model, 31 days per request at most."""
+        params: dict[str, Any] = {
+            "start_time": _unix(start),
+            "end_time": _unix(end),
+            "bucket_width": "1d",
+            "group_by[]": ["project_id", "model"],
+            "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
+        }
+        buckets = (
+            (_day(bucket, start, end), bucket.get("results") or [])
+            for page in iter_cursor_pages(self.api, PATH, params)
+            for bucket in page
+        )
+        merged = merge_daily_buckets(SOURCE, buckets, start, end)
+        lines = [_line(day, result) for day, results in sorted(merged.items()) for result in results]
+        require_every_day(SOURCE, merged, start, end)
+        return lines
+
+
+def _line(day: date, result: dict[str, Any]) -> OpenAIUsageLine:
+    def count(field: str, required: bool = True) -> int | None:
+        return token_count(SOURCE, result, field, day, required=required)
+
+    return OpenAIUsageLine(
+        usage_date=day,
+        project_id=result.get("project_id"),
+        model=result.get("model"),
+        input_tokens=count("input_tokens") or 0,
+        input_cached_tokens=count("input_cached_tokens", required=False),
+        input_cache_write_tokens=count("input_cache_write_tokens", required=False),
+        input_uncached_tokens=count("input_uncached_tokens", required=False),
+        output_tokens=count("output_tokens") or 0,
+        num_model_requests=count("num_model_requests", required=False) or 0,
+    )
