@@ -60,6 +60,7 @@ def test_schedule_runs_yesterday_and_the_restatement_window_as_one_run(monkeypat
     assert request.tags["dagster/asset_partition_range_start"] == str(date(2026, 10, 29))
     assert request.tags["dagster/asset_partition_range_end"] == str(date(2026, 11, 1))
     assert daily_schedule.cron_schedule == "0 6 * * *"
+    assert daily_schedule.default_status == dg.DefaultScheduleStatus.RUNNING  # runs as soon as the daemon does
 
 
 def test_dagster_cli_materialises_a_partition_range_as_one_run(tmp_path, sims):

@@ -55,6 +55,9 @@ def test_every_materialisation_carries_counts_totals_previews_and_the_marts_top_
         assert md.startswith(f"**{LAST}**") and f"| {top[0]} | {trimmed_money_text(top[1])} |" in md.splitlines()[4]
 
     assert metadata["raw/anthropic_costs"]["status"].value.startswith("not configured")
+    # OpenRouter sends float sums (0.30000000000000004): rounded half-even, the rounding per day shown.
+    assert metadata["raw/openrouter_activity"]["rounding_usd"].value not in ("0", "")
+    assert "| 2026-11-0" in metadata["raw/openrouter_activity"]["rounding_by_day"].md_str
     assert set(metadata) >= {"raw/openai_costs", "raw/gcp_billing_costs", "focus_cost_and_usage"}
     inventory = metadata["source_inventory"]
     assert inventory["gap_count"].value >= 1

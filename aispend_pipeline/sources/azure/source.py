@@ -104,7 +104,7 @@ class AzureCostResource(SourceResource):
         lines = client.daily_costs(start, end)
         frame = frame_from_records(lines, RAW_TABLE, KEY_COLUMNS)
         # The query answers for the whole range and leaves out days without rows: every day is covered.
-        return RawPull(frame, client.request_count, frozenset(days_between(start, end)))
+        return RawPull(frame, client.request_count, frozenset(days_between(start, end)), dict(client.rounding_usd))
 
 
 SOURCE = Source(

@@ -77,7 +77,8 @@ class OpenRouterResource(AdminKeySourceResource):
         client = OpenRouterActivityClient(self.admin_key or "", self.base_url)
         answer = client.activity(start, end)
         # Only the days the API still serves are replaced: older stored days stay as they are.
-        return RawPull(frame_from_records(answer.lines, RAW_TABLE, KEY_COLUMNS), client.request_count, answer.days)
+        frame = frame_from_records(answer.lines, RAW_TABLE, KEY_COLUMNS)
+        return RawPull(frame, client.request_count, answer.days, dict(client.rounding_usd))
 
 
 SOURCE = Source(
