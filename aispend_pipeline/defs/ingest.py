@@ -43,7 +43,8 @@ class SourcePull:
     status: str  # loaded, not configured, failed
     pull: RawPull | None = None
     error: str | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # the client's pull and the raw table's validation
+    fetch_seconds: float = 0.0  # the client's pull alone
     reason: str = ""
     metadata: dict[str, dg.MetadataValue] = field(default_factory=dict)
 
@@ -67,6 +68,7 @@ def _pull_one(source: Source, resource: SourceResource, start: date, end: date) 
         return SourcePull(source, "not configured", reason=resource.not_configured_reason)
     try:
         pull = resource.pull(start, end)
+        fetched = time.monotonic() - began
         frame = validate(source.raw_table, pull.frame, source.name)
     except AispendError as exc:
         return SourcePull(source, "failed", error=str(exc), seconds=time.monotonic() - began)
@@ -74,7 +76,7 @@ def _pull_one(source: Source, resource: SourceResource, start: date, end: date) 
         message = f"{source.name}: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return SourcePull(source, "failed", error=AispendError(message).args[0], seconds=time.monotonic() - began)
     pull = RawPull(frame, pull.api_requests, pull.days, pull.rounding_usd)
-    return SourcePull(source, "loaded", pull=pull, seconds=time.monotonic() - began)
+    return SourcePull(source, "loaded", pull=pull, seconds=time.monotonic() - began, fetch_seconds=fetched)
 
 
 def covered_days(pulled: SourcePull, start: date, end: date) -> list[date]:
