@@ -291,7 +291,7 @@ def reconciled(database: Path, org: Organisation) -> bool:
     return stored == org.expected_micro_usd
 
 
-def measure(scale: float, workdir: Path) -> dict[str, object]:
+def measure(scale: float, workdir: Path, stock_event_log: bool = False) -> dict[str, object]:
     last = datetime.now(UTC).date() - timedelta(days=1)
     first = last - timedelta(days=DAYS - 1)
     began = time.perf_counter()
@@ -317,6 +317,13 @@ def measure(scale: float, workdir: Path) -> dict[str, object]:
         "AISPEND_SEEDS_DIR": str(folder / "seeds"),
         "DAGSTER_HOME": str(folder / "dagster_home"),
     }
+    if stock_event_log:  # the instance settings without the batched event log (what main had)
+        from aispend_pipeline.instance import TEMPLATE
+
+        (folder / "dagster_home").mkdir()
+        settings = TEMPLATE.read_text().split("event_log_storage:")
+        stock = settings[0] + "\n".join(settings[1].splitlines()[3:])
+        (folder / "dagster_home" / "dagster.yaml").write_text(stock)
     try:
         wall, rss = run_materialize(env, first, last, folder)
     finally:
@@ -328,6 +335,7 @@ def measure(scale: float, workdir: Path) -> dict[str, object]:
     minimum = {OPENAI_PATH: math.ceil(DAYS / OPENAI_PAGE), ANTHROPIC_PATH: math.ceil(DAYS / ANTHROPIC_PAGE)}
     return {
         "scale": scale,
+        "event_log": "stock" if stock_event_log else "batched",
         "org": f"{org.people} people, {org.teams} teams, {len(org.projects)} projects, "
         f"{len(org.workspaces)} workspaces",
         "lines": sum(org.lines.values()),
@@ -375,6 +383,7 @@ def print_table(results: list[dict]) -> None:
     def row(name: str, values: list[str]) -> None:
         print(f"| {name} | " + " | ".join(values) + " |")
 
+    row("Dagster event log", [str(r["event_log"]) for r in results])
     row("organisation", [str(r["org"]) for r in results])
     row("line items / year", [f"{r['lines'] / 1e6:.2f} M" for r in results])
     row("pre-rendered pages (not timed)", [f"{r['page_mb']:.0f} MB in {r['render_s']:.0f} s" for r in results])
@@ -397,6 +406,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, action="append", choices=(0.01, 0.1, 0.33, 1.0))
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--stock-event-log", action="store_true", help="Dagster's stock SQLite event log (one commit per event)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (database, Dagster instance)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="aispend-scale-"))
@@ -404,7 +416,7 @@ def main() -> None:
     try:
         for scale in args.scale or [0.01]:
             print(f"scale {scale}: rendering and running ...", flush=True)
-            results.append(measure(scale, workdir))
+            results.append(measure(scale, workdir, args.stock_event_log))
             print(json.dumps(results[-1], default=str), flush=True)
     finally:
         if args.keep:
