@@ -15,8 +15,12 @@ from aispend_pipeline.core.money import (
     MONEY_SCALE,
     MONEY_TEXT_PATTERN,
     SCALE_QUANTUM,
+    MoneyValueError,
     cents_to_usd,
+    exact_decimal,
+    fit_money,
     money_text,
+    money_texts,
     parse_money,
     round_to_cent,
     spread_over_days,
@@ -289,3 +293,48 @@ def test_a_seat_price_spread_at_the_column_scale_keeps_12_decimals_and_sums_exac
     # 19e12 units / 30 = 633333333333 units a day, 10 left over: the last 10 days take one unit more.
     assert shares == [Decimal("0.633333333333")] * 20 + [Decimal("0.633333333334")] * 10
     assert sum(shares, Decimal(0)) == Decimal(19)
+
+
+# JSON number text (as parse_float=str keeps it), JSON strings, Decimals and ints, with and without the
+# fast path: exponents, spaces, signs, zeros, more than 12 decimals (rounded half-even), 26 integer digits.
+COLUMN = [
+    "1.5",
+    "0.30000000000000004",
+    "12345678901234.123456789012",
+    "-0.000000000001",
+    "0",
+    "-0",
+    "007.50",
+    " 2.25 ",
+    "1e-7",
+    "2.5E+3",
+    Decimal("0.1234567890125"),
+    Decimal("3.000"),
+    5,
+    -12,
+    "0.0000000000005",
+    "0.0000000000015",
+    "9" * 26,
+    "1." + "9" * 12,
+]
+
+
+@pytest.mark.parametrize("shift", [0, -2])
+def test_money_texts_means_what_fit_money_means_value_by_value(shift: int) -> None:
+    texts, rounding = money_texts(COLUMN, shift=shift)
+    for index, value in enumerate(COLUMN):
+        amount, rounded = fit_money(exact_decimal(value).scaleb(shift) if shift else value)
+        assert Decimal(texts[index]) == amount, value
+        assert re.fullmatch(MONEY_TEXT_PATTERN, texts[index]), texts[index]
+        assert rounding.get(index, Decimal(0)) == rounded, value
+    assert sum(Decimal(t) for t in texts) + sum(rounding.values()) == sum(
+        exact_decimal(v).scaleb(shift) for v in COLUMN
+    )
+
+
+def test_money_texts_keeps_none_only_when_optional_and_names_the_first_bad_position() -> None:
+    assert money_texts(["1", None], optional=True)[0] == ["1", None]
+    for bad, position in ((["1", None], 1), (["1", "2", "abc", "x"], 2), ([True], 0), (["1" * 27], 0), (["NaN"], 0)):
+        with pytest.raises(MoneyValueError) as caught:
+            money_texts(bad)
+        assert caught.value.index == position
