@@ -202,8 +202,9 @@ def run_pipeline(
         def step(name: str, build: Callable[..., StepOutcome], *args: object) -> None:
             stepped = time.perf_counter()
             outcome = build(*args)
-            timings[name] = timings.get(name, 0.0) + time.perf_counter() - stepped
-            outcome.metadata["seconds"] = round(time.perf_counter() - stepped, 3)
+            seconds = time.perf_counter() - stepped
+            timings[name] = timings.get(name, 0.0) + seconds
+            outcome.metadata["seconds"] = round(seconds, 3)
             outcomes.append(outcome)
 
         outcomes: list[StepOutcome] = []
