@@ -14,9 +14,9 @@ DAY = date(2026, 11, 2)
 
 
 def test_a_run_logs_seconds_per_layer_and_puts_each_steps_seconds_in_its_metadata(pipeline):
-    instance = dg.DagsterInstance.ephemeral()
-    ok, reason = materialize(DAY, DAY, log_level="ERROR", instance=instance)
+    ok, reason = materialize(DAY, DAY, log_level="ERROR")  # the persistent instance (the fixture's DAGSTER_HOME)
     assert ok, reason
+    instance = dg.DagsterInstance.get()
     run = instance.get_runs(limit=1)[0]
     lines = [e.user_message for e in instance.all_logs(run.run_id) if e.user_message.startswith(TIMINGS_PREFIX)]
     assert len(lines) == 1
