@@ -17,7 +17,6 @@ from decimal import Decimal
 import dagster as dg
 
 from aispend_pipeline.core.days import days_between
-from aispend_pipeline.core.money import parse_money
 from aispend_pipeline.defs.metadata import days_summary, days_text, table_metadata, usd
 from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
 from aispend_pipeline.errors import AispendError
@@ -101,7 +100,8 @@ def store_pull(warehouse: DuckDBWarehouse, pulled: SourcePull, start: date, end:
     assert pulled.pull is not None
     frame, days = pulled.pull.frame, covered_days(pulled, start, end)
     money = source.money_column
-    source_total = sum((parse_money(v) for v in frame[money]), Decimal(0))
+    # The frame's money is validated decimal text (the raw table's pattern): Decimal() reads it exactly.
+    source_total = sum(map(Decimal, frame[money]), Decimal(0))
     warehouse.replace_days(source.raw_table, frame, days)
     stored_rows, stored_total = days_summary(warehouse, source.raw_table, days, money)
     rounding = sum(pulled.pull.rounding_usd.values(), Decimal(0))
