@@ -61,8 +61,12 @@ class ApiClient:
         jitter: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         hints: Mapping[int, str] | None = None,
+        parse_float: Callable[[str], Any] = Decimal,
     ) -> None:
         self.source = source
+        # JSON numbers with a fraction or exponent: Decimal, or `str` to keep their text for a client that
+        # turns a whole column into exact money at once (core.money.money_texts); never float.
+        self.parse_float = parse_float
         self.base_url = base_url.rstrip("/")
         self.credential_setting = credential_setting
         self.max_retries = max_retries
@@ -77,7 +81,7 @@ class ApiClient:
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json", **headers})
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        """GET `base_url + path` and return its JSON, numbers parsed as `Decimal`/`int`."""
+        """GET `base_url + path` and return its JSON, numbers parsed as `Decimal`/`int` (or `parse_float`)."""
         return self.request("GET", path, params=params)[0]
 
     def request(
@@ -153,7 +157,7 @@ class ApiClient:
         if status >= 400:
             raise SourcePayloadError(self.source, f"{path} answered {status} ({_error_message(response)}){hint}")
         try:
-            return json.loads(response.text, parse_float=Decimal)
+            return json.loads(response.text, parse_float=self.parse_float)
         except ValueError:
             raise SourcePayloadError(self.source, f"{path} answered {status} with a body that is not JSON") from None
 

@@ -6,6 +6,9 @@ decimal text that DuckDB casts to `DECIMAL(38, 12)` on insert.
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Sequence
 from datetime import date
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -133,3 +136,51 @@ CREATE OR REPLACE TEMP MACRO exact_ratio(n, m, d) AS
                             CASE WHEN count_units(d) > 0 THEN count_units(d) END) AS DECIMAL(38, 0))
          * CAST(0.000000000001 AS DECIMAL(13, 12)) AS {MONEY_SQL_TYPE});
 """
+
+
+@functools.cache
+def _fitting_text(shift: int) -> re.Pattern[str]:
+    """Plain decimal text that fits DECIMAL(38, 12) once multiplied by 10**shift (shift <= 0)."""
+    return re.compile(rf"-?[0-9]{{1,{MONEY_INTEGER_DIGITS - shift}}}(?:\.[0-9]{{1,{MONEY_SCALE + shift}}})?")
+
+
+class MoneyValueError(ValueError):
+    """A value of a money column that is not an exact amount; `index` is its position in the column."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(reason)
+        self.index = index
+
+
+def money_texts(
+    values: Sequence[object], *, shift: int = 0, optional: bool = False
+) -> tuple[list[str | None], dict[int, Decimal]]:
+    """A column of payload amounts as exact DECIMAL(38, 12) text in one pass, and the rounding applied by position.
+
+    Each value means what `fit_money(exact_decimal(value).scaleb(shift))` makes of it (`shift=-2`: cents to
+    dollars); plain text and JSON numbers parsed as Decimal that already fit the column's scale take a fast
+    path (one regex match, no arithmetic), the rest (exponents, spaces, more than 12 decimals, bad values)
+    go through `fit_money` one by one. `optional`: None stays None. Raises `MoneyValueError` at the first
+    bad value with its position, so that the caller can name the day and field.
+    """
+    texts: list[str | None] = []
+    rounding: dict[int, Decimal] = {}
+    fits = _fitting_text(shift).fullmatch
+    for index, value in enumerate(values):
+        kind = type(value)
+        if kind is str or kind is Decimal:
+            text: str = value if kind is str else format(value, "f")  # type: ignore[assignment]
+            if fits(text):
+                texts.append(format(Decimal(text).scaleb(shift), "f") if shift else text)
+                continue
+        elif value is None and optional:
+            texts.append(None)
+            continue
+        try:
+            amount, rounded = fit_money(exact_decimal(value).scaleb(shift) if shift else value)
+        except ValueError as exc:
+            raise MoneyValueError(index, str(exc)) from None
+        texts.append(money_text(amount))
+        if rounded:
+            rounding[index] = rounded
+    return texts, rounding

@@ -7,6 +7,8 @@ the copy swapped in. A failing source stores nothing and fails the run after the
 published; its stored days stay as they were. Selecting a subset of the assets runs only their parts.
 """
 
+import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -33,6 +35,9 @@ from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, LINE_ITEMS, TEA
 from aispend_pipeline.settings import validate_settings
 from aispend_pipeline.sources.base import Source, SourceResource
 from aispend_pipeline.sources.registry import SOURCES
+
+DAY = timedelta(days=1)
+TIMINGS_PREFIX = "run seconds: "  # one log line per run: wall seconds per step, read by benchmarks/
 
 
 class SourcesFailed(AispendError):
@@ -194,22 +199,39 @@ def run_pipeline(
 ) -> RunResult:
     """Everything a run does, in order; publishes once, or raises and publishes nothing."""
     validate_settings()
+    began = time.perf_counter()
+    timings: dict[str, float] = {}
     with warehouse.publishing(run_id) as building:  # fails at once if another run or a writer holds the file
+        timings["publish"] = time.perf_counter() - began  # the working copy, then (below) the swap
+        pulled_at = time.perf_counter()
         pulls = pull_sources(sources, start, end, log)
-        outcomes = [store_pull(building, p, start, end) for p in pulls if p.status != "failed"]
+        timings["pull"] = time.perf_counter() - pulled_at
+
+        def step(name: str, build: Callable[..., StepOutcome], *args: object) -> None:
+            stepped = time.perf_counter()
+            outcome = build(*args)
+            seconds = time.perf_counter() - stepped
+            timings[name] = timings.get(name, 0.0) + seconds
+            outcome.metadata["seconds"] = round(seconds, 3)
+            outcomes.append(outcome)
+
+        outcomes: list[StepOutcome] = []
+        for p in pulls:
+            if p.status != "failed":
+                step("store_raw", store_pull, building, p, start, end)
         first, after = transform_window(start, end, pulls)
         if normalise.KEY in selected:
-            outcomes.append(normalise.build_line_items(building, first, after))
+            step("line_items", normalise.build_line_items, building, first, after)
         if allocate.KEY in selected:
-            outcomes.append(allocate.build_cost_line_items(building, seeds.path, first, after, end - timedelta(days=1)))
+            step("cost_line_items", allocate.build_cost_line_items, building, seeds.path, first, after, end - DAY)
         if marts.ROLLUP_KEY in selected:
-            outcomes.append(marts.build_team_daily_spend(building, first, after, end - timedelta(days=1)))
+            step("team_daily_spend", marts.build_team_daily_spend, building, first, after, end - DAY)
         if marts.FOCUS_KEY in selected:
-            outcomes.append(marts.build_focus_view(building, first, after))
+            step("focus_view", marts.build_focus_view, building, first, after)
         if unit_costs.KEY in selected:
-            outcomes.append(unit_costs.build_unit_costs_step(building, first, after))
+            step("unit_costs", unit_costs.build_unit_costs_step, building, first, after)
         if report.INVENTORY_KEY in selected:
-            outcomes.append(report.build_inventory(building, end - timedelta(days=1), configured))
+            step("source_inventory", report.build_inventory, building, end - DAY, configured)
         failed_checks = [(o.key, c) for o in outcomes for c in o.failed_blocking_checks()]
         if failed_checks:
             key, check = failed_checks[0]
@@ -219,9 +241,16 @@ def run_pipeline(
                 outcomes,
             )
         if anomalies.KEY in selected:  # the data is checked: score it and alert, then publish both together
-            outcomes.append(anomalies.build_anomalies(building, seeds.path, first, after, end - timedelta(days=1)))
+            step("anomalies", anomalies.build_anomalies, building, seeds.path, first, after, end - DAY)
         if report.REPORT_KEY in selected:  # checks passed: the report shows what is about to be published
-            outcomes.append(report.write_analyst_report(building, warehouse.path, end - timedelta(days=1)))
+            step("report", report.write_analyst_report, building, warehouse.path, end - DAY)
+        swap = time.perf_counter()
+    timings["publish"] += time.perf_counter() - swap
+    timings["total"] = time.perf_counter() - began
+    for pulled in pulls:
+        timings[f"fetch:{pulled.source.name}"] = pulled.fetch_seconds
+        timings[f"validate_raw:{pulled.source.name}"] = pulled.seconds - pulled.fetch_seconds
+    log(TIMINGS_PREFIX + json.dumps({k: round(v, 3) for k, v in timings.items()}))
     log(f"published {warehouse.database} for {first} .. {after - timedelta(days=1)}")
     return RunResult(outcomes, [p for p in pulls if p.status == "failed"])
 

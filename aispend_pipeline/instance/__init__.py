@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 
 DEFAULT_DAGSTER_HOME = ".dagster"
+# Dagster hands a range run's per-partition events to the event log in batches of this many
+# (storage.BatchedSqliteEventLogStorage writes each batch in one transaction).
+EVENT_BATCH_SIZE = "1000"
 TEMPLATE = Path(__file__).with_name("dagster.yaml")
 
 
@@ -23,6 +26,7 @@ def ensure_dagster_home() -> Path:
     if not settings.exists():
         shutil.copyfile(TEMPLATE, settings)
     os.environ["DAGSTER_HOME"] = str(home)
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)  # read by Dagster at each event
     return home
 
 

@@ -7,7 +7,7 @@ one line in `sources/registry.py`: the assets, the demo, the simulators and the 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -95,9 +95,10 @@ class SourceResource(dg.ConfigurableResource):
 class AdminKeySourceResource(SourceResource):
     """A source read with one admin key over a configurable endpoint (OpenAI, Anthropic).
 
-    Subclasses name the client class, the raw table and its key columns, and the default endpoint; with a
-    usage client and table, the same pull also reads the provider's token usage for the same days (one
-    paged range request per endpoint), stored beside the billed cost.
+    Subclasses name the client class (its `daily_cost_columns(start, end)` answers columns named like the
+    raw table's), the raw table and its key columns, and the default endpoint; with a usage client and
+    table, the same pull also reads the provider's token usage for the same days (one paged range request
+    per endpoint), stored beside the billed cost.
     """
 
     client_class: ClassVar[type]
@@ -115,8 +116,7 @@ class AdminKeySourceResource(SourceResource):
 
     def pull(self, start: date, end: date) -> RawPull:
         client = self.client_class(self.admin_key or "", self.base_url)
-        lines = client.daily_costs(start, end)
-        frame = frame_from_records(lines, self.raw_table, self.key_columns)
+        frame = frame_from_columns(client.daily_cost_columns(start, end), self.raw_table, self.key_columns)
         requests, companions = client.request_count, dict[str, pd.DataFrame]()
         if self.usage_client_class is not None and self.usage_table is not None:
             usage_client = self.usage_client_class(self.admin_key or "", self.base_url)
@@ -135,10 +135,24 @@ def raw_frame(rows: list[dict[str, Any]], table: Table, key_columns: tuple[str, 
     keep their money instead of colliding on one key.
     """
     texts = [{k: money_text(v) if isinstance(v, Decimal) else v for k, v in row.items()} for row in rows]
-    frame = pd.DataFrame(texts, columns=[c for c in table.column_names if c != "line_ordinal"])
+    return frame_from_columns(pd.DataFrame(texts, columns=_payload_columns(table)), table, key_columns)
+
+
+def frame_from_columns(
+    columns: Mapping[str, Sequence[Any]] | pd.DataFrame, table: Table, key_columns: tuple[str, ...]
+) -> pd.DataFrame:
+    """A raw frame from columns of a client's answer (money already exact text), plus `line_ordinal`.
+
+    A client that parses a page into columns in one pass creates no Python object per line.
+    """
+    frame = pd.DataFrame(columns, columns=_payload_columns(table))
     frame["usage_date"] = pd.to_datetime(frame["usage_date"])
-    frame["line_ordinal"] = frame.groupby(list(key_columns), dropna=False).cumcount() if rows else []
+    frame["line_ordinal"] = frame.groupby(list(key_columns), dropna=False).cumcount() if len(frame) else []
     return table.conform(frame)
+
+
+def _payload_columns(table: Table) -> list[str]:
+    return [c for c in table.column_names if c != "line_ordinal"]
 
 
 def frame_from_records(records: list[Any], table: Table, key_columns: tuple[str, ...]) -> pd.DataFrame:

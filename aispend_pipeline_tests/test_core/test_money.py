@@ -15,9 +15,13 @@ from aispend_pipeline.core.money import (
     MONEY_SCALE,
     MONEY_TEXT_PATTERN,
     SCALE_QUANTUM,
+    MoneyValueError,
     cents_adding_up,
     cents_to_usd,
+    exact_decimal,
+    fit_money,
     money_text,
+    money_texts,
     parse_money,
     round_to_cent,
     spread_over_days,
@@ -313,3 +317,48 @@ def test_rounded_parts_add_up_to_the_rounded_total(amounts: list[str]) -> None:
 
 def test_the_left_over_cent_goes_to_the_part_that_lost_most() -> None:
     assert cents_adding_up([Decimal("1.004"), Decimal("2.008")]) == [Decimal("1.00"), Decimal("2.01")]
+
+
+# JSON number text (as parse_float=str keeps it), JSON strings, Decimals and ints, with and without the
+# fast path: exponents, spaces, signs, zeros, more than 12 decimals (rounded half-even), 26 integer digits.
+COLUMN = [
+    "1.5",
+    "0.30000000000000004",
+    "12345678901234.123456789012",
+    "-0.000000000001",
+    "0",
+    "-0",
+    "007.50",
+    " 2.25 ",
+    "1e-7",
+    "2.5E+3",
+    Decimal("0.1234567890125"),
+    Decimal("3.000"),
+    5,
+    -12,
+    "0.0000000000005",
+    "0.0000000000015",
+    "9" * 26,
+    "1." + "9" * 12,
+]
+
+
+@pytest.mark.parametrize("shift", [0, -2])
+def test_money_texts_means_what_fit_money_means_value_by_value(shift: int) -> None:
+    texts, rounding = money_texts(COLUMN, shift=shift)
+    for index, value in enumerate(COLUMN):
+        amount, rounded = fit_money(exact_decimal(value).scaleb(shift) if shift else value)
+        assert Decimal(texts[index]) == amount, value
+        assert re.fullmatch(MONEY_TEXT_PATTERN, texts[index]), texts[index]
+        assert rounding.get(index, Decimal(0)) == rounded, value
+    assert sum(Decimal(t) for t in texts) + sum(rounding.values()) == sum(
+        exact_decimal(v).scaleb(shift) for v in COLUMN
+    )
+
+
+def test_money_texts_keeps_none_only_when_optional_and_names_the_first_bad_position() -> None:
+    assert money_texts(["1", None], optional=True)[0] == ["1", None]
+    for bad, position in ((["1", None], 1), (["1", "2", "abc", "x"], 2), ([True], 0), (["1" * 27], 0), (["NaN"], 0)):
+        with pytest.raises(MoneyValueError) as caught:
+            money_texts(bad)
+        assert caught.value.index == position

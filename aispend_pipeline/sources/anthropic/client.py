@@ -14,13 +14,15 @@ from typing import Any
 
 from aispend_pipeline.core.days import bucket_day, merge_daily_buckets, require_every_day
 from aispend_pipeline.core.http import ApiClient, iter_cursor_pages
-from aispend_pipeline.core.money import cents_to_usd, exact_decimal, fit_money
+from aispend_pipeline.core.money import MoneyValueError, money_texts
 from aispend_pipeline.errors import SourcePayloadError
 
 SOURCE = "anthropic"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 MAX_BUCKETS_PER_PAGE = 31
+# Kept as text, whatever new enum value the provider adds (workspace and description are ids and names).
+TEXT_FIELDS = ("workspace_id", "description", "cost_type", "model", "service_tier", "token_type", "context_window")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class AnthropicCostsClient:
             base_url,
             {"x-api-key": admin_key, "anthropic-version": API_VERSION},
             credential_setting="ANTHROPIC_ADMIN_KEY",
+            parse_float=str,  # amounts keep their text; money_texts makes them exact in one pass
             **http_options,
         )
         self.rounding_usd: dict[date, Decimal] = {}
@@ -52,7 +55,15 @@ class AnthropicCostsClient:
         return self.api.request_count
 
     def daily_costs(self, start: date, end: date) -> list[AnthropicCostLine]:
-        """Every cost line of the UTC days [start, end), 31 days per request at most."""
+        """Every cost line of the UTC days [start, end), as records (the pipeline reads the columns)."""
+        columns = self.daily_cost_columns(start, end)
+        return [
+            AnthropicCostLine(*row[:-1], amount_usd=Decimal(row[-1])) for row in zip(*columns.values(), strict=True)
+        ]
+
+    def daily_cost_columns(self, start: date, end: date) -> dict[str, list[Any]]:
+        """The cost lines of the UTC days [start, end) as columns named like `AnthropicCostLine`'s fields,
+        dollars as exact text, 31 days per request at most (no object per line)."""
         params: dict[str, Any] = {
             "starting_at": _rfc3339(start),
             "ending_at": _rfc3339(end),
@@ -66,39 +77,38 @@ class AnthropicCostsClient:
             for bucket in page
         )
         merged = merge_daily_buckets(SOURCE, buckets, start, end)
-        lines = [line for day, results in sorted(merged.items()) for line in self._lines(day, results)]
+        columns = self._columns(sorted(merged.items()))
         require_every_day(SOURCE, merged, start, end)
-        return lines
+        return columns
 
-    def _lines(self, day: date, results: list[Any]) -> list[AnthropicCostLine]:
-        lines = []
-        for result in results:
-            currency = str(result.get("currency") or "").upper()
-            if currency != "USD":
-                raise SourcePayloadError(SOURCE, f"field 'currency' is {currency!r}, expected 'USD'", day)
-            if "amount" not in result:
-                raise SourcePayloadError(SOURCE, "field 'amount' is missing", day)
-            try:
-                # Cents carry up to 6 decimals: the scale is checked on dollars, after the exact shift.
-                amount, rounding = fit_money(cents_to_usd(exact_decimal(result["amount"])))
-            except ValueError as exc:
-                raise SourcePayloadError(SOURCE, f"field 'amount': {exc}", day) from None
-            if rounding:
-                self.rounding_usd[day] = self.rounding_usd.get(day, Decimal(0)) + rounding
-            lines.append(
-                AnthropicCostLine(
-                    usage_date=day,
-                    workspace_id=result.get("workspace_id"),
-                    description=result.get("description"),
-                    cost_type=_text(result.get("cost_type")),
-                    model=_text(result.get("model")),
-                    service_tier=_text(result.get("service_tier")),
-                    token_type=_text(result.get("token_type")),
-                    context_window=_text(result.get("context_window")),
-                    amount_usd=amount,
-                )
-            )
-        return lines
+    def _columns(self, days: list[tuple[date, list[Any]]]) -> dict[str, list[Any]]:
+        columns: dict[str, list[Any]] = {name: [] for name in TEXT_FIELDS}
+        usage_dates: list[date] = []
+        amounts = []
+        texts = [(name, columns[name]) for name in TEXT_FIELDS]
+        for day, results in days:
+            for result in results:
+                currency = result.get("currency")
+                if currency != "USD" and str(currency or "").upper() != "USD":
+                    raise SourcePayloadError(
+                        SOURCE, f"field 'currency' is {str(currency or '').upper()!r}, expected 'USD'", day
+                    )
+                if "amount" not in result:
+                    raise SourcePayloadError(SOURCE, "field 'amount' is missing", day)
+                usage_dates.append(day)
+                amounts.append(result["amount"])
+                for name, column in texts:
+                    value = result.get(name)
+                    column.append(value if value is None or type(value) is str else str(value))
+        try:
+            # Cents carry up to 6 decimals: the scale is checked on dollars, after the exact shift.
+            dollars, rounding = money_texts(amounts, shift=-2)
+        except MoneyValueError as exc:
+            raise SourcePayloadError(SOURCE, f"field 'amount': {exc}", usage_dates[exc.index]) from None
+        for index, rounded in rounding.items():
+            day = usage_dates[index]
+            self.rounding_usd[day] = self.rounding_usd.get(day, Decimal(0)) + rounded
+        return {"usage_date": usage_dates, **columns, "amount_usd": dollars}
 
 
 def _rfc3339(day: date) -> str:
@@ -111,8 +121,3 @@ def _bucket_day(bucket: Any, start: date, end: date) -> date:
     except (KeyError, TypeError, ValueError):
         raise SourcePayloadError(SOURCE, "field 'starting_at' of a bucket is missing or not RFC 3339") from None
     return bucket_day(SOURCE, started, bucket["starting_at"], start, end)
-
-
-def _text(value: Any) -> str | None:
-    """Enums are kept as text, whatever new value the provider adds."""
-    return None if value is None else str(value)

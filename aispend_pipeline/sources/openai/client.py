@@ -14,7 +14,7 @@ from typing import Any
 
 from aispend_pipeline.core.days import bucket_day, merge_daily_buckets, require_every_day, utc_midnight
 from aispend_pipeline.core.http import ApiClient, iter_cursor_pages
-from aispend_pipeline.core.money import fit_money
+from aispend_pipeline.core.money import MoneyValueError, money_texts
 from aispend_pipeline.errors import SourcePayloadError
 
 SOURCE = "openai"
@@ -39,6 +39,7 @@ class OpenAICostsClient:
             base_url,
             {"Authorization": f"Bearer {admin_key}"},
             credential_setting="OPENAI_ADMIN_KEY",
+            parse_float=str,  # amounts keep their text; money_texts makes them exact in one pass
             **http_options,
         )
         self.rounding_usd: dict[date, Decimal] = {}
@@ -48,7 +49,16 @@ class OpenAICostsClient:
         return self.api.request_count
 
     def daily_costs(self, start: date, end: date) -> list[OpenAICostLine]:
-        """Every cost line of the UTC days [start, end), in as few requests as the page size allows.
+        """Every cost line of the UTC days [start, end), as records (the pipeline reads the columns)."""
+        columns = self.daily_cost_columns(start, end)
+        return [
+            OpenAICostLine(day, project, item, Decimal(amount), None if quantity is None else Decimal(quantity), unit)
+            for day, project, item, amount, quantity, unit in zip(*columns.values(), strict=True)
+        ]
+
+    def daily_cost_columns(self, start: date, end: date) -> dict[str, list[Any]]:
+        """The cost lines of the UTC days [start, end) as columns named like `OpenAICostLine`'s fields, money
+        as exact text, in as few requests as the page size allows (no object per line).
 
         Every day must have its bucket; a bucket repeated across pages is merged, not counted twice.
         """
@@ -65,41 +75,52 @@ class OpenAICostsClient:
             for bucket in page
         )
         merged = merge_daily_buckets(SOURCE, buckets, start, end)
-        lines = [line for day, results in sorted(merged.items()) for line in self._lines(day, results)]
+        columns = self._columns(sorted(merged.items()))
         require_every_day(SOURCE, merged, start, end)
-        return lines
+        return columns
 
-    def _lines(self, day: date, results: list[Any]) -> list[OpenAICostLine]:
-        lines = []
-        for result in results:
-            amount = result.get("amount")
-            if not isinstance(amount, dict):
-                raise SourcePayloadError(SOURCE, f"field 'amount' is {amount!r}, expected an object with a value", day)
-            currency = str(amount.get("currency") or "").lower()
-            if currency != "usd":
-                raise SourcePayloadError(SOURCE, f"field 'amount.currency' is {currency!r}, expected 'usd'", day)
-            lines.append(
-                OpenAICostLine(
-                    usage_date=day,
-                    project_id=result.get("project_id"),
-                    line_item=result.get("line_item"),
-                    amount_usd=self._money(result, day),
-                    quantity=_optional_decimal(result.get("quantity"), "quantity", day),
-                    quantity_unit=result.get("quantity_unit"),
-                )
-            )
-        return lines
-
-    def _money(self, result: dict[str, Any], day: date) -> Decimal:
+    def _columns(self, days: list[tuple[date, list[Any]]]) -> dict[str, list[Any]]:
+        usage_dates: list[date] = []
+        projects, items, amounts, quantities, units = [], [], [], [], []
+        for day, results in days:
+            for result in results:
+                amount = result.get("amount")
+                if not isinstance(amount, dict):
+                    raise SourcePayloadError(
+                        SOURCE, f"field 'amount' is {amount!r}, expected an object with a value", day
+                    )
+                currency = amount.get("currency")
+                if currency != "usd" and str(currency or "").lower() != "usd":
+                    raise SourcePayloadError(
+                        SOURCE, f"field 'amount.currency' is {str(currency or '').lower()!r}, expected 'usd'", day
+                    )
+                if "value" not in amount:
+                    raise SourcePayloadError(SOURCE, "field 'amount.value' is missing", day)
+                usage_dates.append(day)
+                projects.append(result.get("project_id"))
+                items.append(result.get("line_item"))
+                amounts.append(amount["value"])
+                quantities.append(result.get("quantity"))
+                units.append(result.get("quantity_unit"))
         try:
-            amount, rounding = fit_money(result["amount"]["value"])
-        except (KeyError, TypeError):
-            raise SourcePayloadError(SOURCE, "field 'amount.value' is missing", day) from None
-        except ValueError as exc:
-            raise SourcePayloadError(SOURCE, f"field 'amount.value': {exc}", day) from None
-        if rounding:
-            self.rounding_usd[day] = self.rounding_usd.get(day, Decimal(0)) + rounding
-        return amount
+            amount_texts, rounding = money_texts(amounts)
+        except MoneyValueError as exc:
+            raise SourcePayloadError(SOURCE, f"field 'amount.value': {exc}", usage_dates[exc.index]) from None
+        for index, rounded in rounding.items():
+            day = usage_dates[index]
+            self.rounding_usd[day] = self.rounding_usd.get(day, Decimal(0)) + rounded
+        try:
+            quantity_texts = money_texts(quantities, optional=True)[0]
+        except MoneyValueError as exc:
+            raise SourcePayloadError(SOURCE, f"field 'quantity': {exc}", usage_dates[exc.index]) from None
+        return {
+            "usage_date": usage_dates,
+            "project_id": projects,
+            "line_item": items,
+            "amount_usd": amount_texts,
+            "quantity": quantity_texts,
+            "quantity_unit": units,
+        }
 
 
 def _unix(day: date) -> int:
@@ -112,12 +133,3 @@ def _day(bucket: Any, start: date, end: date) -> date:
     except (KeyError, TypeError, ValueError):
         raise SourcePayloadError(SOURCE, "field 'start_time' of a bucket is missing or not a unix time") from None
     return bucket_day(SOURCE, started, bucket["start_time"], start, end)
-
-
-def _optional_decimal(value: Any, field: str, day: date) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        return fit_money(value)[0]
-    except ValueError as exc:
-        raise SourcePayloadError(SOURCE, f"field '{field}': {exc}", day) from None

@@ -1,0 +1,432 @@
+"""A year of a large organisation's AI bills through `aispend materialize`: where the time and memory go.
+
+    .venv/bin/python benchmarks/scale_benchmark.py --scale 0.01 [--scale 0.1 ...]
+
+A synthetic organisation (at `--scale 1`: 5,000 people in 300 teams, 2,000 OpenAI projects and 2,000
+Anthropic workspaces, six cost lines each a day: ~8.8 M OpenAI and Anthropic line items a year) is
+rendered AHEAD of the run into the providers' wire formats: OpenAI `/v1/organization/costs` pages of up
+to 180 daily buckets (a quarter of the amounts as JSON strings, as seen live), Anthropic
+`/v1/organizations/cost_report` pages of up to 31 buckets with amounts in cents as decimal strings. A
+threaded HTTP server on 127.0.0.1 only looks the pre-rendered bytes up by cursor, so what is measured is
+the pipeline, not the server. The other sources (AWS, GCP, Azure, Copilot, OpenRouter) are left
+unconfigured: their raw assets materialise as "not configured" and cost only their bookkeeping.
+
+Each size runs `aispend materialize --start <a year ago> --end <yesterday>` as a subprocess with a fresh
+persistent Dagster instance (`DAGSTER_HOME`), as users run it, and prints: wall time per layer (read
+from the run's "run seconds" log line in the instance's event log), Dagster bookkeeping (wall minus the
+step's own time: process start, imports, events), the peak RSS of that process (`os.wait4`), API calls
+per source against the minimum the page sizes allow, whether every provider-day total equals the
+generator's to the cent, and the transforms (line items, allocation, rollup) against a floor: the same
+tables computed by hand-written DuckDB SQL over the same raw rows, in the same run, checked to match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import duckdb
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+AISPEND = str(Path(sys.executable).with_name("aispend"))
+DAYS = 365
+OPENAI_KEY, ANTHROPIC_KEY = "sk-admin-scale", "sk-ant-admin-scale"
+OPENAI_PATH, ANTHROPIC_PATH = "/v1/organization/costs", "/v1/organizations/cost_report"
+OPENAI_PAGE, ANTHROPIC_PAGE = 180, 31  # daily buckets per page, the providers' maxima
+OPENAI_ITEMS = (
+    ("gpt-4o-2024-08-06, input", 0.25),
+    ("gpt-4o-2024-08-06, output", 0.35),
+    ("gpt-4o-2024-08-06, cached input", 0.05),
+    ("gpt-4o-mini-2024-07-18, input", 0.10),
+    ("gpt-4o-mini-2024-07-18, output", 0.20),
+    ("text-embedding-3-small, input", 0.05),
+)
+CACHE_WRITE = "cache_creation.ephemeral_5m_input_tokens"
+ANTHROPIC_ITEMS = (  # description, model, token_type, share
+    ("Claude Sonnet 4.5 Usage - Input Tokens", "claude-sonnet-4-5", "uncached_input_tokens", 0.25),
+    ("Claude Sonnet 4.5 Usage - Output Tokens", "claude-sonnet-4-5", "output_tokens", 0.35),
+    ("Claude Sonnet 4.5 Usage - Cache Read", "claude-sonnet-4-5", "cache_read_input_tokens", 0.08),
+    ("Claude Sonnet 4.5 Usage - Cache Write (5m)", "claude-sonnet-4-5", CACHE_WRITE, 0.12),
+    ("Claude Haiku 4.5 Usage - Input Tokens", "claude-haiku-4-5", "uncached_input_tokens", 0.08),
+    ("Claude Haiku 4.5 Usage - Output Tokens", "claude-haiku-4-5", "output_tokens", 0.12),
+)
+UNMAPPED_SHARE = 0.02  # projects and workspaces no org_mapping rule names (their spend is unallocated)
+
+
+@dataclass
+class Organisation:
+    """The synthetic organisation at a scale and its answers, rendered in the providers' wire formats."""
+
+    scale: float
+    first: date
+    teams: int = 0
+    people: int = 0
+    projects: list[str] = field(default_factory=list)
+    workspaces: list[str] = field(default_factory=list)
+    pages: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (path, cursor) -> body
+    expected_micro_usd: dict[tuple[str, date], int] = field(default_factory=dict)  # exact, per provider-day
+    lines: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def days(self) -> list[date]:
+        return [self.first + timedelta(days=i) for i in range(DAYS)]
+
+
+def build_organisation(scale: float, first: date, seed: int = 17) -> Organisation:
+    rng = np.random.default_rng(seed)
+    org = Organisation(scale, first, teams=max(3, round(300 * scale)), people=max(10, round(5000 * scale)))
+    count = max(2, round(2000 * scale))
+    org.projects = [f"proj_{i:05d}" for i in range(count)]
+    org.workspaces = [f"wrkspc_{i:05d}" for i in range(count)]
+    level = rng.lognormal(np.log(40.0), 1.0, count)  # dollars a weekday per project (and workspace)
+    for provider, keys, items, render, page_size, path in (
+        ("openai", org.projects, OPENAI_ITEMS, _openai_bucket, OPENAI_PAGE, OPENAI_PATH),
+        ("anthropic", org.workspaces, ANTHROPIC_ITEMS, _anthropic_bucket, ANTHROPIC_PAGE, ANTHROPIC_PATH),
+    ):
+        shares = np.array([item[-1] for item in items])
+        buckets = []
+        for n, day in enumerate(org.days):
+            weekday = 1.0 if day.weekday() < 5 else 0.4
+            growth = 1.0 + 0.5 * n / DAYS
+            micro = np.maximum(
+                1, (np.outer(level, shares) * weekday * growth * rng.lognormal(0, 0.3, (count, len(items))) * 1e6)
+            ).astype(np.int64)
+            org.expected_micro_usd[(provider, day)] = int(micro.sum())
+            buckets.append(render(day, keys, items, micro))
+        org.lines[provider] = count * len(items) * DAYS
+        _paginate(org.pages, path, buckets, page_size, provider == "openai")
+    return org
+
+
+def _openai_bucket(day: date, projects: list[str], items: tuple, micro: np.ndarray) -> str:
+    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    results = []
+    for p, project in enumerate(projects):
+        for i, (item, _) in enumerate(items):
+            m = int(micro[p, i])
+            value = f"{m // 1_000_000}.{m % 1_000_000:06d}"
+            if m % 4 == 0:  # about a quarter as JSON strings, as the live API does
+                value = f'"{value}"'
+            results.append(
+                f'{{"object":"organization.costs.result","amount":{{"value":{value},"currency":"usd"}},'
+                f'"line_item":"{item}","project_id":"{project}","quantity":{m // 3 + 1}.0,"quantity_unit":"tokens",'
+                '"user_id":null,"api_key_id":null,"api_source":null}'
+            )
+    return f'{{"object":"bucket","start_time":{start},"end_time":{start + 86400},"results":[{",".join(results)}]}}'
+
+
+def _anthropic_bucket(day: date, workspaces: list[str], items: tuple, micro: np.ndarray) -> str:
+    results = []
+    for w, workspace in enumerate(workspaces):
+        for i, (description, model, token_type, _) in enumerate(items):
+            m = int(micro[w, i])  # micro-dollars = 1e-4 cents
+            results.append(
+                f'{{"currency":"USD","amount":"{m // 10_000}.{m % 10_000:04d}","workspace_id":"{workspace}",'
+                f'"description":"{description}","cost_type":"tokens","model":"{model}","service_tier":"standard",'
+                f'"token_type":"{token_type}","context_window":"0-200k"}}'
+            )
+    nxt = day + timedelta(days=1)
+    return f'{{"starting_at":"{day}T00:00:00Z","ending_at":"{nxt}T00:00:00Z","results":[{",".join(results)}]}}'
+
+
+def _paginate(pages: dict, path: str, buckets: list[str], size: int, openai: bool) -> None:
+    chunks = [buckets[i : i + size] for i in range(0, len(buckets), size)]
+    for n, chunk in enumerate(chunks):
+        more = n + 1 < len(chunks)
+        nxt = f'"page_{n + 1:04d}"' if more else "null"
+        head = '{"object":"page",' if openai else "{"
+        body = f'{head}"data":[{",".join(chunk)}],"has_more":{"true" if more else "false"},"next_page":{nxt}}}'
+        pages[(path, "" if n == 0 else f"page_{n:04d}")] = body.encode()
+
+
+class PageServer(ThreadingHTTPServer):
+    """Serves pre-rendered pages by (path, cursor); checks the admin key; counts requests per path."""
+
+    daemon_threads = True
+
+    def __init__(self, pages: dict[tuple[str, str], bytes]) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.pages = pages
+        self.requests: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        server: PageServer = self.server  # type: ignore[assignment]
+        parts = urlsplit(self.path)
+        cursor = (parse_qs(parts.query).get("page") or [""])[0]
+        with server.lock:
+            server.requests[parts.path] = server.requests.get(parts.path, 0) + 1
+        authorised = self.headers.get("Authorization") == f"Bearer {OPENAI_KEY}" or (
+            self.headers.get("x-api-key") == ANTHROPIC_KEY
+        )
+        body = server.pages.get((parts.path, cursor)) if authorised else None
+        status = 200 if body is not None else (404 if authorised else 401)
+        body = body if body is not None else b'{"error":{"message":"not found or unauthorised"}}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def write_seeds(org: Organisation, folder: Path) -> None:
+    """org_mapping.csv naming a team for all but ~2% of projects and workspaces; no manual invoices."""
+    folder.mkdir(parents=True)
+    rows = ["provider,dimension,value,team,cost_centre,product,valid_from,valid_to"]
+    for provider, dimension, keys in (
+        ("openai", "project_id", org.projects),
+        ("anthropic", "workspace_id", org.workspaces),
+    ):
+        mapped = keys[: max(1, round(len(keys) * (1 - UNMAPPED_SHARE)))]
+        rows += [
+            f"{provider},{dimension},{key},team-{i % org.teams:03d},CC-{i % org.teams:03d},Product {i % 50},,"
+            for i, key in enumerate(mapped)
+        ]
+    (folder / "org_mapping.csv").write_text("\n".join(rows) + "\n")
+    shutil.copyfile(REPO / "seeds" / "fx_rates.csv", folder / "fx_rates.csv")
+    header = (REPO / "seeds" / "manual_invoices.csv").read_text().splitlines()[0]
+    (folder / "manual_invoices.csv").write_text(header + "\n")
+
+
+def run_materialize(env: dict[str, str], first: date, last: date, cwd: Path) -> tuple[float, int]:
+    """(wall seconds, peak RSS bytes) of one `aispend materialize` process."""
+    command = [AISPEND, "materialize", "--start", str(first), "--end", str(last)]
+    started = time.perf_counter()
+    with open(cwd / "materialize.log", "wb") as out:
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        sys.exit(f"materialize failed:\n{(cwd / 'materialize.log').read_text()[-3000:]}")
+    return wall, usage.ru_maxrss * 1024  # KiB on Linux
+
+
+def run_timings(dagster_home: Path) -> dict[str, float]:
+    """The run's "run seconds" log line, read from the persistent instance's event log."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    import dagster as dg
+
+    from aispend_pipeline.defs.run import TIMINGS_PREFIX
+
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_runs(limit=1)[0]
+        for entry in instance.all_logs(run.run_id):
+            if entry.user_message.startswith(TIMINGS_PREFIX):
+                return json.loads(entry.user_message.removeprefix(TIMINGS_PREFIX))
+    raise SystemExit("the run logged no timings")
+
+
+def floor_seconds(database: Path, seeds: Path, first: date, after: date) -> tuple[float, bool]:
+    """The transforms by hand-written DuckDB SQL over the run's raw rows; True when the tables match."""
+    from aispend_pipeline.sources.anthropic.source import NORMALISE_SQL as ANTHROPIC_SQL
+    from aispend_pipeline.sources.openai.source import NORMALISE_SQL as OPENAI_SQL
+
+    copy = database.with_name("floor.duckdb")
+    shutil.copyfile(database, copy)
+    con = duckdb.connect(str(copy))
+    params = {"start": first, "end": after}
+    started = time.perf_counter()
+    con.execute(f"CREATE TABLE f_li AS ({OPENAI_SQL}) UNION ALL BY NAME ({ANTHROPIC_SQL})", params)
+    con.execute(f"CREATE TABLE f_map AS SELECT * FROM read_csv('{seeds / 'org_mapping.csv'}', all_varchar = true)")
+    con.execute(
+        """CREATE TABLE f_cli AS
+        SELECT l.*, coalesce(m.team, 'unallocated') AS team, m.cost_centre, m.product
+        FROM f_li l LEFT JOIN f_map m
+          ON m.provider = l.provider AND m.value = coalesce(l.project_id, l.workspace_id)"""
+    )
+    con.execute(
+        """CREATE TABLE f_tds AS
+        SELECT usage_date, team, provider, sum(cost_usd) AS cost_usd, count(*) AS line_count
+        FROM f_cli GROUP BY ALL"""
+    )
+    seconds = time.perf_counter() - started
+    same = con.execute(
+        """SELECT (SELECT count(*) FROM f_li) = (SELECT count(*) FROM staging.line_items)
+           AND (SELECT count(*) FROM f_cli) = (SELECT count(*) FROM main.cost_line_items)
+           AND (SELECT count(*) FROM (SELECT line_id, team FROM f_cli
+                                      EXCEPT SELECT cost_line_id, team FROM main.cost_line_items)) = 0
+           AND (SELECT count(*) FROM (SELECT usage_date, team, provider, cost_usd, line_count FROM f_tds
+                EXCEPT SELECT usage_date, team, provider, cost_usd, line_count FROM main.team_daily_spend)) = 0"""
+    ).fetchone()[0]
+    con.close()
+    copy.unlink()
+    return seconds, bool(same)
+
+
+def reconciled(database: Path, org: Organisation) -> bool:
+    con = duckdb.connect(str(database), read_only=True)
+    stored = {
+        (p, d): int(t.scaleb(6))
+        for p, d, t in con.execute(
+            "SELECT provider, usage_date, sum(cost_usd) FROM main.cost_line_items GROUP BY 1, 2"
+        ).fetchall()
+    }
+    con.close()
+    return stored == org.expected_micro_usd
+
+
+def measure(scale: float, workdir: Path, stock_event_log: bool = False) -> dict[str, object]:
+    last = datetime.now(UTC).date() - timedelta(days=1)
+    first = last - timedelta(days=DAYS - 1)
+    began = time.perf_counter()
+    org = build_organisation(scale, first)
+    render_seconds = time.perf_counter() - began
+    folder = workdir / f"scale-{scale}"
+    write_seeds(org, folder / "seeds")
+    server = PageServer(org.pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "ANTHROPIC_", "AWS_", "AZURE_", "GCP_", "GOOGLE_", "GITHUB_", "COPILOT_"))
+        and not k.startswith(("OPENROUTER_", "AISPEND_", "DAGSTER_"))
+    }
+    database = folder / "aispend.duckdb"
+    env |= {
+        "OPENAI_ADMIN_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": f"{server.url}/v1",
+        "ANTHROPIC_ADMIN_KEY": ANTHROPIC_KEY,
+        "ANTHROPIC_BASE_URL": server.url,
+        "AISPEND_DUCKDB_PATH": str(database),
+        "AISPEND_SEEDS_DIR": str(folder / "seeds"),
+        "DAGSTER_HOME": str(folder / "dagster_home"),
+    }
+    if stock_event_log:  # the instance settings without the batched event log (what main had)
+        from aispend_pipeline.instance import TEMPLATE
+
+        (folder / "dagster_home").mkdir()
+        settings = TEMPLATE.read_text().split("event_log_storage:")
+        stock = settings[0] + "\n".join(settings[1].splitlines()[3:])
+        (folder / "dagster_home" / "dagster.yaml").write_text(stock)
+    try:
+        wall, rss = run_materialize(env, first, last, folder)
+    finally:
+        server.shutdown()
+        server.server_close()
+    timings = run_timings(folder / "dagster_home")
+    floor, same = floor_seconds(database, folder / "seeds", first, last + timedelta(days=1))
+    transforms = timings["line_items"] + timings["cost_line_items"] + timings["team_daily_spend"]
+    minimum = {OPENAI_PATH: math.ceil(DAYS / OPENAI_PAGE), ANTHROPIC_PATH: math.ceil(DAYS / ANTHROPIC_PAGE)}
+    return {
+        "scale": scale,
+        "event_log": "stock" if stock_event_log else "batched",
+        "org": f"{org.people} people, {org.teams} teams, {len(org.projects)} projects, "
+        f"{len(org.workspaces)} workspaces",
+        "lines": sum(org.lines.values()),
+        "page_mb": sum(len(b) for b in org.pages.values()) / 1e6,
+        "render_s": render_seconds,
+        "wall_s": wall,
+        "rss_gb": rss / 1e9,
+        "timings": timings,
+        "bookkeeping_s": wall - timings["total"],
+        "floor_s": floor,
+        "floor_matches": same,
+        "transforms_s": transforms,
+        "floor_ratio": transforms / floor if floor else float("nan"),
+        "calls": {p: f"{server.requests.get(p, 0)} (min {m})" for p, m in minimum.items()},
+        "exact": reconciled(database, org),
+    }
+
+
+LAYERS = (
+    ("fetch openai", "fetch:openai"),
+    ("fetch anthropic", "fetch:anthropic"),
+    ("raw validate openai", "validate_raw:openai"),
+    ("raw validate anthropic", "validate_raw:anthropic"),
+    ("pull (both, concurrent)", "pull"),
+    ("store raw", "store_raw"),
+    ("normalise+validate", "line_items"),
+    ("allocate", "cost_line_items"),
+    ("rollup", "team_daily_spend"),
+    ("focus view + inventory", ("focus_view", "source_inventory")),
+    ("anomalies", "anomalies"),
+    ("report", "report"),
+    ("publish/copy", "publish"),
+    ("step total", "total"),
+)
+
+
+def layer(timings: dict[str, float], key: str | tuple[str, ...]) -> float:
+    return sum(timings.get(k, 0.0) for k in ((key,) if isinstance(key, str) else key))
+
+
+def print_table(results: list[dict]) -> None:
+    print("\n| measure | " + " | ".join(f"1/{round(1 / r['scale'])}" for r in results) + " |")
+    print("|---|" + "---:|" * len(results))
+
+    def row(name: str, values: list[str]) -> None:
+        print(f"| {name} | " + " | ".join(values) + " |")
+
+    row("Dagster event log", [str(r["event_log"]) for r in results])
+    row("organisation", [str(r["org"]) for r in results])
+    row("line items / year", [f"{r['lines'] / 1e6:.2f} M" for r in results])
+    row("pre-rendered pages (not timed)", [f"{r['page_mb']:.0f} MB in {r['render_s']:.0f} s" for r in results])
+    row("**wall time**", [f"**{r['wall_s']:.1f} s**" for r in results])
+    for name, key in LAYERS:
+        row(name, [f"{layer(r['timings'], key):.2f} s" for r in results])
+    row("Dagster bookkeeping (wall - step)", [f"{r['bookkeeping_s']:.1f} s" for r in results])
+    row("**peak RSS**", [f"**{r['rss_gb']:.2f} GB**" for r in results])
+    row("transforms (normalise+allocate+rollup)", [f"{r['transforms_s']:.2f} s" for r in results])
+    row("DuckDB floor (same tables, matched)", [f"{r['floor_s']:.2f} s ({r['floor_matches']})" for r in results])
+    row("**floor ratio**", [f"**{r['floor_ratio']:.1f}x**" for r in results])
+    row("API calls openai", [r["calls"][OPENAI_PATH] for r in results])
+    row("API calls anthropic", [r["calls"][ANTHROPIC_PATH] for r in results])
+    row("provider-day totals exact", ["yes" if r["exact"] else "NO" for r in results])
+    slow = [max(LAYERS[:-1], key=lambda item: layer(r["timings"], item[1]))[0] for r in results]
+    row("slowest layer (besides Dagster)", slow)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, action="append", choices=(0.01, 0.1, 0.33, 1.0))
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--stock-event-log", action="store_true", help="Dagster's stock SQLite event log (one commit per event)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (database, Dagster instance)")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="aispend-scale-"))
+    results = []
+    try:
+        for scale in args.scale or [0.01]:
+            print(f"scale {scale}: rendering and running ...", flush=True)
+            results.append(measure(scale, workdir, args.stock_event_log))
+            print(json.dumps(results[-1], default=str), flush=True)
+    finally:
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print_table(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, default=str, indent=1))
+
+
+if __name__ == "__main__":
+    main()
