@@ -6,14 +6,18 @@ days before the scored day:
 - level `m`: the median of `y` over the trailing `window_days`, or over the last `shift_window_days` once
   those differ by more than `level_shift_ratio` (a lasting level shift is absorbed in about four days,
   after one alert, instead of two weeks);
-- weekday offset `o`: the median of `y - m` over the last `weekday_weeks` same weekdays (weekend dips of
-  developer tools are expected, not anomalous);
+- weekday offset `o`: the median of `y - m` over the last `weekday_weeks` weeks of Mon-Fri days or of
+  Sat-Sun days (weekend dips of developer tools are expected, not anomalous). Pooled offsets are about
+  twice as steady as one per weekday on a noisy series; a weekday whose own offset is more than
+  `weekday_z` standard errors from the pooled one keeps its own (a Saturday unlike Sunday);
 - spread: 1.4826 x the median absolute de-seasonalised residual over `spread_days`, floored at
   `min_scale` (about 10%) so a flat series does not turn every cent into a spike;
 - `score = (y - m - o) / spread`. A day is a spike when the score exceeds `score_threshold` AND its
   impact (cost - expected) is at least `min_impact_usd` AND at least `min_impact_pct` of expected:
   a $3 -> $9 jump on a tiny series is not worth anyone's attention. Two days in a row above
   `sustained_threshold` (and the floor) also flag: a level shift on a noisy series shows on its second day.
+  So does a two-day sum, `(score[t-1] + score[t]) / sqrt(2) > pair_threshold`, with both days' impact
+  above the floor: a rise spread over two days that neither day shows alone.
 
 A series with fewer than `min_history_days` days is not flagged (status `insufficient_history`). A
 team's first material spend on a provider (no day of `new_spend_min_usd` or more in the trailing
@@ -34,6 +38,7 @@ import pandas as pd
 METHOD = "log_median_weekday"
 DETECTOR_VERSION = "1"
 MAD_TO_SIGMA = 1.4826
+MEDIAN_SE = 1.2533  # the standard error of a median of n normal values is 1.2533 sigma / sqrt(n)
 
 STATUS_OK = "ok"
 STATUS_INSUFFICIENT = "insufficient_history"
@@ -44,11 +49,11 @@ TYPE_SPIKE, TYPE_DROP, TYPE_NEW_SPEND = "spike", "drop", "new_spend"
 class DetectorParams:
     """Every parameter of the detector, in one place (settings `AISPEND_ANOMALY_*` override some)."""
 
-    window_days: int = 28  # trailing days of the level median (and of 'new spend')
+    window_days: int = 56  # trailing days of the level median (and of 'new spend')
     spread_days: int = 56  # trailing days of the spread (longer: a steadier estimate, fewer false alerts)
     weekday_weeks: int = 8  # same weekdays in the weekday offset
     min_history_days: int = 14  # fewer days of history: status insufficient_history, never a flag
-    score_threshold: float = 3.5  # robust z-score on the log scale
+    score_threshold: float = 3.75  # robust z-score on the log scale
     min_scale: float = 0.1  # floor of the spread (about 10%), for flat series
     min_impact_usd: float = 10.0  # a flag needs cost - expected >= this ...
     min_impact_pct: float = 0.2  # ... and >= this share of expected
@@ -57,6 +62,9 @@ class DetectorParams:
     sustained_threshold: float = 2.5  # two days in a row above this score (and the floor) also flag (0: off)
     shift_window_days: int = 7  # a level shift is adopted once the median of these days ...
     level_shift_ratio: float = 1.5  # ... differs from the long median by this factor (0: never)
+    weekend_offsets: bool = True  # one offset for Mon-Fri, one for Sat-Sun (False: one per weekday) ...
+    weekday_z: float = 3.0  # ... unless a weekday's own offset is this many standard errors away from it
+    pair_threshold: float = 3.75  # two-day sum: (score[t-1] + score[t]) / sqrt(2) above this also flags (0: off)
 
     @property
     def history_days_needed(self) -> int:
@@ -88,6 +96,16 @@ def _trailing(frame: pd.DataFrame, days: int, how: str) -> pd.DataFrame:
     return getattr(rolling, how)().shift(1)
 
 
+def _offsets(residual: pd.DataFrame, p: DetectorParams, groups: list[list[int]]) -> pd.DataFrame:
+    """Median residual of the last `weekday_weeks` weeks' days of the same group of weekdays."""
+    offset = pd.DataFrame(np.nan, index=residual.index, columns=residual.columns)
+    weekdays = pd.DatetimeIndex(residual.index).weekday
+    for group in groups:
+        rows = np.isin(weekdays, group)
+        offset.loc[rows] = _trailing(residual.loc[rows], p.weekday_weeks * len(group), "median").to_numpy()
+    return offset
+
+
 def score_matrix(
     cost: pd.DataFrame,
     active: pd.DataFrame,
@@ -110,11 +128,12 @@ def score_matrix(
         recent = _trailing(y, p.shift_window_days, "median")
         level = level.mask((recent - level).abs() > np.log(p.level_shift_ratio), recent)
     residual = y - level
-    offset = pd.DataFrame(np.nan, index=y.index, columns=y.columns)
-    weekdays = pd.DatetimeIndex(y.index).weekday
-    for weekday in range(7):
-        rows = weekdays == weekday
-        offset.loc[rows] = _trailing(residual.loc[rows], p.weekday_weeks, "median").to_numpy()
+    offset = _offsets(residual, p, [[d] for d in range(7)])
+    if p.weekend_offsets:  # pooled offsets are steadier; a weekday that really differs keeps its own
+        pooled = _offsets(residual, p, [[0, 1, 2, 3, 4], [5, 6]])
+        sigma = _trailing((residual - offset).abs(), p.spread_days, "median") * MAD_TO_SIGMA
+        standard_error = MEDIAN_SE * sigma.clip(lower=p.min_scale) / np.sqrt(p.weekday_weeks)
+        offset = pooled.where((offset - pooled).abs() <= p.weekday_z * standard_error, offset)
     expected_log = level + offset.fillna(0.0)
     deviation = y - expected_log
     spread = _trailing(deviation.abs(), p.spread_days, "median") * MAD_TO_SIGMA
@@ -135,6 +154,10 @@ def score_matrix(
     if p.sustained_threshold > 0:  # a moderate rise that lasts: a level shift on a noisy series
         raised = enough & material & (score > p.sustained_threshold)
         spike = spike | (raised & raised.shift(1, fill_value=False))
+    if p.pair_threshold > 0:
+        pair = (score + score.shift(1)) / np.sqrt(2)
+        two_day_impact = impact + impact.shift(1)
+        spike = spike | (enough & material & (score > 0) & (pair > p.pair_threshold) & (two_day_impact >= 2 * floor))
     drop = enough & (score < -p.score_threshold) & (-impact >= floor) & (p.direction == "both")
     quiet_before = _trailing(cost.where(active, 0.0), p.window_days, "max").fillna(0.0) < p.new_spend_min_usd
     if covered is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pandas as pd
 import pytest
@@ -33,7 +34,8 @@ def test_a_5x_one_day_spike_is_flagged_with_a_readable_reason(ledger):
     assert 90 <= float(spike["expected_usd"]) <= 110
     bounds = [float(spike[c]) for c in ("lower_usd", "expected_usd", "upper_usd", "cost_usd")]
     assert bounds == sorted(bounds)
-    assert spike["impact_usd"] == spike["cost_usd"] - spike["expected_usd"]  # exact decimals
+    cost, expected, impact = (Decimal(str(spike[c])) for c in ("cost_usd", "expected_usd", "impact_usd"))
+    assert impact == cost - expected  # exact decimals (compared as decimals: the frame holds floats)
 
 
 def test_a_weekend_dip_is_not_flagged(ledger):
