@@ -6,8 +6,8 @@ The instance settings (`dagster.yaml`: run queue, run monitoring, retention) are
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -16,6 +16,7 @@ DEFAULT_DAGSTER_HOME = ".dagster"
 # (storage.BatchedSqliteEventLogStorage writes each batch in one transaction).
 EVENT_BATCH_SIZE = "1000"
 TEMPLATE = Path(__file__).with_name("dagster.yaml")
+EVENT_LOG_CLASS_LINE = "  class: BatchedSqliteEventLogStorage"
 
 
 def ensure_dagster_home() -> Path:
@@ -23,8 +24,12 @@ def ensure_dagster_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
-    if not settings.exists():
-        shutil.copyfile(TEMPLATE, settings)
+    if not settings.exists():  # the event log's directory written out, so the instance opens from anywhere
+        text = TEMPLATE.read_text()
+        runs = json.dumps(str(home / "history" / "runs"))
+        settings.write_text(
+            text.replace(EVENT_LOG_CLASS_LINE, f"{EVENT_LOG_CLASS_LINE}\n  config:\n    base_dir: {runs}")
+        )
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)  # read by Dagster at each event
     return home

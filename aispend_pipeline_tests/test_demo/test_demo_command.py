@@ -125,6 +125,13 @@ def test_files_land_in_the_working_directory_and_nowhere_else(demo):
     for name in ("aispend.duckdb", "aispend-report.html", "aispend-focus.csv", "demo-seeds/org_mapping.csv"):
         assert (data / name).is_file(), name
     assert (run.directory / ".dagster" / "dagster.yaml").is_file()
+    # The run is in that persistent instance (what `dagster dev` with it shows), its partitions materialised.
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(run.directory / ".dagster"))) as instance:
+        assert instance.get_runs_count() == 1
+        assert str(run.last) in instance.get_materialized_partitions(dg.AssetKey(["team_daily_spend"]))
     assert f"  DuckDB file: {(data / 'aispend.duckdb').resolve()}" in run.out
     assert f"  FOCUS file: {(data / 'aispend-focus.csv').resolve()}" in run.out
     assert not (run.directory / "seeds").exists()
