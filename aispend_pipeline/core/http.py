@@ -16,16 +16,19 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 
+from aispend_pipeline.core.days import merge_daily_buckets, require_every_day
 from aispend_pipeline.core.secrets import safe_url, scrub
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
+
+T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 USER_AGENT = "aispend-pipeline"
@@ -279,3 +282,28 @@ def iter_link_pages(api: ApiClient, path: str, params: Mapping[str, Any]) -> Ite
         seen.add(following)
         url, query = following, None
     raise SourcePayloadError(api.source, f"{path}: more than {MAX_PAGES} pages; stopped paging")
+
+
+def fetch_daily_buckets(
+    api: ApiClient,
+    path: str,
+    params: Mapping[str, Any],
+    day_of: Callable[[Any, date, date], date],
+    start: date,
+    end: date,
+    build: Callable[[list[tuple[date, list[Any]]]], T],
+) -> T:
+    """The daily buckets of every page of [start, end) (OpenAI, Anthropic), built by `build` day by day.
+
+    A bucket repeated across pages is merged, never counted twice; after building (so a bad field is
+    named first), every day must have had its bucket: a missing day is an error, never a silent $0.
+    """
+    buckets = (
+        (day_of(bucket, start, end), bucket.get("results") or [])
+        for page in iter_cursor_pages(api, path, params)
+        for bucket in page
+    )
+    merged = merge_daily_buckets(api.source, buckets, start, end)
+    built = build(sorted(merged.items()))
+    require_every_day(api.source, merged, start, end)
+    return built

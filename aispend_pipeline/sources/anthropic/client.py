@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from aispend_pipeline.core.days import bucket_day, merge_daily_buckets, require_every_day
-from aispend_pipeline.core.http import ApiClient, iter_cursor_pages
+from aispend_pipeline.core.days import bucket_day
+from aispend_pipeline.core.http import ApiClient, fetch_daily_buckets
 from aispend_pipeline.core.money import MoneyValueError, money_texts
 from aispend_pipeline.errors import SourcePayloadError
 
@@ -71,15 +71,9 @@ class AnthropicCostsClient:
             "group_by[]": ["workspace_id", "description"],
             "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
         }
-        buckets = (
-            (_bucket_day(bucket, start, end), bucket.get("results") or [])
-            for page in iter_cursor_pages(self.api, "/v1/organizations/cost_report", params)
-            for bucket in page
+        return fetch_daily_buckets(
+            self.api, "/v1/organizations/cost_report", params, _bucket_day, start, end, self._columns
         )
-        merged = merge_daily_buckets(SOURCE, buckets, start, end)
-        columns = self._columns(sorted(merged.items()))
-        require_every_day(SOURCE, merged, start, end)
-        return columns
 
     def _columns(self, days: list[tuple[date, list[Any]]]) -> dict[str, list[Any]]:
         columns: dict[str, list[Any]] = {name: [] for name in TEXT_FIELDS}

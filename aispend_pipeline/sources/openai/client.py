@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from aispend_pipeline.core.days import bucket_day, merge_daily_buckets, require_every_day, utc_midnight
-from aispend_pipeline.core.http import ApiClient, iter_cursor_pages
+from aispend_pipeline.core.days import bucket_day, utc_midnight
+from aispend_pipeline.core.http import ApiClient, fetch_daily_buckets
 from aispend_pipeline.core.money import MoneyValueError, money_texts
 from aispend_pipeline.errors import SourcePayloadError
 
@@ -69,15 +69,7 @@ class OpenAICostsClient:
             "group_by[]": ["project_id", "line_item"],
             "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
         }
-        buckets = (
-            (_day(bucket, start, end), bucket.get("results") or [])
-            for page in iter_cursor_pages(self.api, "/organization/costs", params)
-            for bucket in page
-        )
-        merged = merge_daily_buckets(SOURCE, buckets, start, end)
-        columns = self._columns(sorted(merged.items()))
-        require_every_day(SOURCE, merged, start, end)
-        return columns
+        return fetch_daily_buckets(self.api, "/organization/costs", params, _day, start, end, self._columns)
 
     def _columns(self, days: list[tuple[date, list[Any]]]) -> dict[str, list[Any]]:
         usage_dates: list[date] = []

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from aispend_pipeline.core.days import merge_daily_buckets, require_every_day
-from aispend_pipeline.core.http import ApiClient, iter_cursor_pages
+from aispend_pipeline.core.http import ApiClient, fetch_daily_buckets
 from aispend_pipeline.core.tokens import token_count
 from aispend_pipeline.sources.openai.client import DEFAULT_BASE_URL, SOURCE, _day, _unix
 
@@ -57,15 +56,15 @@ class OpenAIUsageClient:
             "group_by[]": ["project_id", "model"],
             "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
         }
-        buckets = (
-            (_day(bucket, start, end), bucket.get("results") or [])
-            for page in iter_cursor_pages(self.api, PATH, params)
-            for bucket in page
+        return fetch_daily_buckets(
+            self.api,
+            PATH,
+            params,
+            _day,
+            start,
+            end,
+            lambda days: [_line(day, result) for day, results in days for result in results],
         )
-        merged = merge_daily_buckets(SOURCE, buckets, start, end)
-        lines = [_line(day, result) for day, results in sorted(merged.items()) for result in results]
-        require_every_day(SOURCE, merged, start, end)
-        return lines
 
 
 def _line(day: date, result: dict[str, Any]) -> OpenAIUsageLine:
