@@ -59,3 +59,15 @@ def no_cloud_metadata_probes() -> Iterator[None]:
         patch.setenv("NO_GCE_CHECK", "true")
         patch.setenv("AZURE_TOKEN_CREDENTIALS", "dev")
         yield
+
+
+def sensor_context():
+    """A sensor's context with the warehouse resource as the code location builds it (AISPEND_DUCKDB_PATH)."""
+    import os
+
+    import dagster as dg
+
+    from aispend_pipeline.defs.resources import WarehouseResource
+
+    warehouse = WarehouseResource(database=os.environ["AISPEND_DUCKDB_PATH"])
+    return dg.build_sensor_context(resources={"warehouse": warehouse})

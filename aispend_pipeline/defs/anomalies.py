@@ -7,7 +7,6 @@ post is recorded as failed (visible in the asset's metadata and its `alerts_deli
 """
 
 import hashlib
-import os
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -20,10 +19,10 @@ from aispend_pipeline.alerts.pending import Alert, pending_alerts
 from aispend_pipeline.anomalies.build import SPEND_ANOMALIES, build_spend_anomalies
 from aispend_pipeline.defs.metadata import preview_markdown, range_metadata
 from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
+from aispend_pipeline.defs.resources import WarehouseResource
 from aispend_pipeline.defs.schedules import range_tags
 from aispend_pipeline.seed_files import read_alert_thresholds
 from aispend_pipeline.settings import (
-    DEFAULT_DUCKDB_PATH,
     alert_lookback_days,
     alert_webhook_url,
     detector_params,
@@ -139,11 +138,12 @@ def undelivered_alerts(database: Path, lookback_days: int) -> list[tuple[str, da
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Retries alerts that could not be posted: asks for a run of spend_anomalies for their days.",
 )
-def alert_delivery_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+def alert_delivery_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
     if not alert_webhook_url():
         return dg.SkipReason("AISPEND_ALERT_WEBHOOK_URL is not set: alerts are recorded, not posted")
-    database = Path(os.environ.get("AISPEND_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
-    pending = undelivered_alerts(database, alert_lookback_days())
+    pending = undelivered_alerts(warehouse.path, alert_lookback_days())
     if not pending:
         return dg.SkipReason("every alert within the lookback has been delivered")
     first = min(day for _, day, _ in pending)

@@ -187,12 +187,12 @@ def test_a_repeated_threshold_is_an_error_and_a_missing_file_means_none(tmp_path
 
 
 def test_the_sensor_skips_without_a_webhook(monkeypatch, tmp_path):
-    import dagster as dg
 
     from aispend_pipeline.defs.anomalies import alert_delivery_sensor
+    from aispend_pipeline_tests.conftest import sensor_context
 
     monkeypatch.delenv("AISPEND_ALERT_WEBHOOK_URL", raising=False)
     monkeypatch.setenv("AISPEND_DUCKDB_PATH", str(tmp_path / "none.duckdb"))
-    assert "not set" in alert_delivery_sensor(dg.build_sensor_context()).skip_message
+    assert "not set" in alert_delivery_sensor(sensor_context()).skip_message
     monkeypatch.setenv("AISPEND_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook")
-    assert "delivered" in alert_delivery_sensor(dg.build_sensor_context()).skip_message
+    assert "delivered" in alert_delivery_sensor(sensor_context()).skip_message

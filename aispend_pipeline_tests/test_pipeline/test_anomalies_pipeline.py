@@ -12,6 +12,7 @@ from werkzeug import Request, Response
 
 from aispend_pipeline.defs.anomalies import alert_delivery_sensor
 from aispend_pipeline.simulators import RunningSimulators, start_simulators
+from aispend_pipeline_tests.conftest import sensor_context
 
 SPIKE = date(2026, 10, 20)
 FIRST, LAST = date(2026, 10, 1), date(2026, 10, 21)
@@ -47,7 +48,7 @@ def test_the_spike_is_flagged_and_its_alert_survives_a_failing_webhook(pipeline,
     assert pipeline.db.rows("SELECT status, attempts FROM main.alert_log") == [("failed", 1)]
     assert state["requests"] > 1, "retried within the post"
 
-    request = alert_delivery_sensor(dg.build_sensor_context())
+    request = alert_delivery_sensor(sensor_context())
     [run] = request.run_requests
     assert run.tags["dagster/asset_partition_range_start"] == str(SPIKE)
     assert run.asset_selection == [dg.AssetKey(["spend_anomalies"])]
@@ -62,4 +63,4 @@ def test_the_spike_is_flagged_and_its_alert_survives_a_failing_webhook(pipeline,
     text = state["messages"][0]["text"]
     assert text.startswith(f"AI spend anomaly: support on openai. {SPIKE}: $") and "expected" in text
     assert pipeline.db.rows("SELECT status, attempts FROM main.alert_log") == [("sent", 2)]
-    assert isinstance(alert_delivery_sensor(dg.build_sensor_context()), dg.SkipReason)
+    assert isinstance(alert_delivery_sensor(sensor_context()), dg.SkipReason)
