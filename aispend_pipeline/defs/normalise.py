@@ -1,7 +1,8 @@
-"""`staging/line_items`: every source's raw rows in the one line-item schema, pandera-validated.
+"""`staging/line_items`: every source's raw rows in the one line-item schema, validated in SQL.
 
-Each source's normalise SQL runs inside DuckDB; the union is validated against the line-item schema
-before it is written to the run's copy, so a bad row fails the run, names source, day and field, and
+Each source's normalise SQL runs inside DuckDB; the union is checked against the line-item schema's
+rules on the relation itself (`schemas.validation.validate_stored`: no row goes through pandas) before
+it is written to the run's copy, so a bad row fails the run, names source, day and field, and
 nothing is published. Blocking checks: per provider and day the line items total exactly what the raw
 tables hold, and every line id is unique.
 """
@@ -17,7 +18,6 @@ from aispend_pipeline.defs.metadata import range_metadata, stored_summary, table
 from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
 from aispend_pipeline.reconciliation import duplicate_keys, raw_vs_line_items
 from aispend_pipeline.schemas.line_items import LINE_ITEMS
-from aispend_pipeline.schemas.validation import validate
 from aispend_pipeline.sources.base import Source
 from aispend_pipeline.sources.registry import SOURCES
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
@@ -27,19 +27,23 @@ RAW_CHECK = "matches_raw_totals"
 UNIQUE_CHECK = "unique_line_ids"
 
 
+def normalised_select(warehouse: DuckDBWarehouse, source: Source) -> str:
+    """One source's line items for [$start, $end) in the line-item columns (absent ones NULL)."""
+    present = set(warehouse.columns_of(source.normalise_sql, {"start": date.min, "end": date.min}))
+    return LINE_ITEMS.exact_select(source.normalise_sql, present, decimals_as_text=False)
+
+
 def normalised_frame(warehouse: DuckDBWarehouse, source: Source, start: date, end: date) -> pd.DataFrame:
-    """One source's line items for [start, end), decimals as exact text (validated with the others)."""
-    params = {"start": start, "end": end}
-    present = set(warehouse.columns_of(source.normalise_sql, params))
-    return warehouse.frame(LINE_ITEMS.exact_select(source.normalise_sql, present), params)
+    """One source's line items for [start, end), decimals as exact text (for tests and inspection)."""
+    present = set(warehouse.columns_of(source.normalise_sql, {"start": start, "end": end}))
+    return warehouse.frame(LINE_ITEMS.exact_select(source.normalise_sql, present), {"start": start, "end": end})
 
 
 def build_line_items(warehouse: DuckDBWarehouse, start: date, end: date) -> StepOutcome:
-    """Replace days [start, end) of staging.line_items from every source's raw table."""
+    """Replace days [start, end) of staging.line_items from every source's raw table, checked in SQL."""
     warehouse.ensure_tables([s.raw_table for s in SOURCES])
-    frames = [normalised_frame(warehouse, source, start, end) for source in SOURCES]
-    combined = validate(LINE_ITEMS, pd.concat(frames, ignore_index=True), "line_items")
-    warehouse.replace_range(LINE_ITEMS, combined, start, end)
+    union = "\nUNION ALL\n".join(normalised_select(warehouse, source) for source in SOURCES)
+    warehouse.replace_range_checked(LINE_ITEMS, union, {"start": start, "end": end}, start, end, "line_items")
     rows, total = stored_summary(warehouse, LINE_ITEMS, start, end)
     mismatches = raw_vs_line_items(warehouse, start, end)
     duplicates = duplicate_keys(warehouse, LINE_ITEMS, start, end)

@@ -71,16 +71,18 @@ class Table:
         casts = ", ".join(f"CAST({c.name} AS {c.sql_type})" for c in self.columns)
         return f"INSERT INTO {self.qualified_name} ({names}) SELECT {casts} FROM {frame_name}"
 
-    def exact_select(self, relation: str, present: set[str] | None = None) -> str:
+    def exact_select(self, relation: str, present: set[str] | None = None, *, decimals_as_text: bool = True) -> str:
         """Select a relation as this table's columns, decimals as text so pandas never sees a float.
 
         Columns absent from `present` (the relation's own columns, default: all) come out as NULL.
+        `decimals_as_text=False` keeps the relation's own types (for rows that stay in DuckDB).
         """
 
         def expression(column: Column) -> str:
+            as_text = decimals_as_text and column.is_decimal
             if present is not None and column.name not in present:
-                return f"CAST(NULL AS {'VARCHAR' if column.is_decimal else column.sql_type}) AS {column.name}"
-            return f"CAST({column.name} AS VARCHAR) AS {column.name}" if column.is_decimal else column.name
+                return f"CAST(NULL AS {'VARCHAR' if as_text else column.sql_type}) AS {column.name}"
+            return f"CAST({column.name} AS VARCHAR) AS {column.name}" if as_text else column.name
 
         return "SELECT " + ", ".join(expression(c) for c in self.columns) + f" FROM ({relation})"
 

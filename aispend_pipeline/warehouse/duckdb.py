@@ -19,6 +19,7 @@ import pandas as pd
 
 from aispend_pipeline.errors import AispendError
 from aispend_pipeline.schemas.table import Table
+from aispend_pipeline.schemas.validation import validate_stored
 
 LOCK_WAIT_SECONDS = 5.0
 
@@ -101,6 +102,27 @@ class DuckDBWarehouse:
                 f"INSERT INTO {table.qualified_name} ({names}) SELECT {names} FROM ({select_sql})",
                 {"start": start, "end": end},
             ).fetchone()
+        return int(inserted[0]) if inserted else 0
+
+    def replace_range_checked(
+        self, table: Table, select_sql: str, params: dict[str, Any], start: date, end: date, source: str
+    ) -> int:
+        """Replace days [start, end) of `table` by a SELECT whose rows are first checked against the table's
+        rules in SQL (`validate_stored`): a bad row raises `ValidationError` and nothing changes."""
+        incoming = f"incoming_{table.schema}_{table.name}"
+        with self.connect() as con:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {incoming} AS {select_sql}", params)
+            try:
+                validate_stored(con, table, incoming, source)
+                with _transaction(con, table):
+                    _delete_range(con, table, start, end)
+                    names = ", ".join(table.column_names)
+                    casts = ", ".join(f"CAST({c.name} AS {c.sql_type})" for c in table.columns)
+                    inserted = con.execute(
+                        f"INSERT INTO {table.qualified_name} ({names}) SELECT {casts} FROM {incoming}"
+                    ).fetchone()
+            finally:
+                con.execute(f"DROP TABLE IF EXISTS {incoming}")
         return int(inserted[0]) if inserted else 0
 
     def replace_table(self, table: Table, frame: pd.DataFrame) -> None:

@@ -1,4 +1,5 @@
-"""Schema validation of line-item frames, and the DDL/insert round trip of a `Table` in DuckDB."""
+"""Schema validation of line items (pandera on a frame, and the same rules in SQL on a DuckDB relation),
+and the DDL/insert round trip of a `Table` in DuckDB."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from aispend_pipeline.errors import ValidationError
 from aispend_pipeline.schemas.line_items import LINE_ITEMS
-from aispend_pipeline.schemas.validation import validate
+from aispend_pipeline.schemas.table import Table
+from aispend_pipeline.schemas.validation import validate, validate_stored
 
 REQUIRED = [c.name for c in LINE_ITEMS.columns if not c.nullable]
 
@@ -36,10 +38,33 @@ def minimal_frame(days: list[object] | None = None) -> pd.DataFrame:
     )
 
 
-def rejection(frame: pd.DataFrame, source: str = "openai") -> str:
-    with pytest.raises(ValidationError) as caught:
-        validate(LINE_ITEMS, frame, source)
-    return str(caught.value)
+def validate_in_duckdb(table: Table, frame: pd.DataFrame, source: str) -> int:
+    """The SQL form of the rules, on the frame as a DuckDB relation (text columns stay VARCHAR)."""
+    connection = duckdb.connect()
+    connection.register("incoming", frame)
+    try:
+        return validate_stored(connection, table, "incoming", source)
+    finally:
+        connection.close()
+
+
+@pytest.fixture(params=["pandera", "sql"])
+def rejection(request: pytest.FixtureRequest):
+    """Both validators must reject the same rows with the same kind of message."""
+    check = validate if request.param == "pandera" else validate_in_duckdb
+
+    def rejected(frame: pd.DataFrame, source: str = "openai") -> str:
+        with pytest.raises(ValidationError) as caught:
+            check(LINE_ITEMS, frame, source)
+        return str(caught.value)
+
+    return rejected
+
+
+def test_sql_validation_passes_valid_rows_and_counts_them() -> None:
+    frame = minimal_frame().assign(quantity=["1000", "2.5", None], token_direction=["input", "output", None])
+
+    assert validate_in_duckdb(LINE_ITEMS, frame, "openai") == 3
 
 
 def test_minimal_frame_has_exactly_the_required_columns() -> None:
@@ -103,7 +128,7 @@ def test_optional_columns_given_in_any_order_are_kept() -> None:
         ("cost_source", "guessed", "'guessed'"),
     ],
 )
-def test_bad_value_names_provider_day_and_field(column: str, bad: str, shown: str) -> None:
+def test_bad_value_names_provider_day_and_field(column: str, bad: str, shown: str, rejection) -> None:
     frame = minimal_frame()
     frame.loc[1, column] = bad
 
@@ -115,7 +140,7 @@ def test_bad_value_names_provider_day_and_field(column: str, bad: str, shown: st
     assert "2026-10-05" not in message and "2026-10-07" not in message
 
 
-def test_the_rows_own_provider_is_named() -> None:
+def test_the_rows_own_provider_is_named(rejection) -> None:
     frame = minimal_frame()
     frame.loc[2, "provider"] = "anthropic"
     frame.loc[2, "charge_category"] = "Refund"
@@ -128,10 +153,11 @@ def test_decimal_object_instead_of_text_is_rejected() -> None:
     frame["cost_usd"] = frame["cost_usd"].astype(object)
     frame.loc[0, "cost_usd"] = Decimal("12.5")
 
-    assert "openai 2026-10-05: field 'cost_usd'" in rejection(frame)
+    with pytest.raises(ValidationError, match="openai 2026-10-05: field 'cost_usd'"):
+        validate(LINE_ITEMS, frame, "openai")
 
 
-def test_null_provider_names_the_source_day_and_field() -> None:
+def test_null_provider_names_the_source_day_and_field(rejection) -> None:
     frame = minimal_frame()
     frame.loc[2, "provider"] = None
 
@@ -142,20 +168,20 @@ def test_null_provider_names_the_source_day_and_field() -> None:
 
 
 @pytest.mark.parametrize("column", ["line_id", "service", "cost_usd", "data_lag"])
-def test_null_in_any_required_column_is_rejected(column: str) -> None:
+def test_null_in_any_required_column_is_rejected(column: str, rejection) -> None:
     frame = minimal_frame()
     frame.loc[0, column] = None
 
     assert f"openai 2026-10-05: field '{column}'" in rejection(frame)
 
 
-def test_missing_required_column_is_rejected() -> None:
+def test_missing_required_column_is_rejected(rejection) -> None:
     message = rejection(minimal_frame().drop(columns=["service"]))
 
     assert "field 'service'" in message
 
 
-def test_duplicate_line_id_names_the_field_and_days() -> None:
+def test_duplicate_line_id_names_the_field_and_days(rejection) -> None:
     frame = minimal_frame()
     frame.loc[2, "line_id"] = "line-0"
 
@@ -167,7 +193,7 @@ def test_duplicate_line_id_names_the_field_and_days() -> None:
     assert "2026-10-06" not in message
 
 
-def test_many_failures_are_capped_in_the_message() -> None:
+def test_many_failures_are_capped_in_the_message(rejection) -> None:
     frame = minimal_frame([f"2026-10-{d:02d}" for d in range(1, 11)])
     frame["charge_category"] = "Refund"
 
@@ -178,16 +204,14 @@ def test_many_failures_are_capped_in_the_message() -> None:
     assert message.endswith("; and 5 more")
 
 
-def test_unknown_extra_column_is_rejected() -> None:
-    with pytest.raises(ValidationError, match="surprise"):
-        validate(LINE_ITEMS, minimal_frame().assign(surprise=["a", "b", "c"]), "openai")
+def test_unknown_extra_column_is_rejected(rejection) -> None:
+    assert "surprise" in rejection(minimal_frame().assign(surprise=["a", "b", "c"]))
 
 
-def test_unparsable_usage_date_is_a_validation_error() -> None:
+def test_unparsable_usage_date_is_a_validation_error(rejection) -> None:
     frame = minimal_frame(["2026-10-05", "not-a-day", "2026-10-07"])
 
-    with pytest.raises(ValidationError, match="usage_date"):
-        validate(LINE_ITEMS, frame, "openai")
+    assert "usage_date" in rejection(frame)
 
 
 # ---------------------------------------------------------------- DuckDB round trip
