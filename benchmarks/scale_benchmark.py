@@ -46,7 +46,11 @@ AISPEND = str(Path(sys.executable).with_name("aispend"))
 DAYS = 365
 OPENAI_KEY, ANTHROPIC_KEY = "sk-admin-scale", "sk-ant-admin-scale"
 OPENAI_PATH, ANTHROPIC_PATH = "/v1/organization/costs", "/v1/organizations/cost_report"
-OPENAI_PAGE, ANTHROPIC_PAGE = 180, 31  # daily buckets per page, the providers' maxima
+OPENAI_USAGE_PATH, ANTHROPIC_USAGE_PATH = (
+    "/v1/organization/usage/completions",
+    "/v1/organizations/usage_report/messages",
+)
+OPENAI_PAGE, ANTHROPIC_PAGE, USAGE_PAGE = 180, 31, 31  # daily buckets per page, the providers' maxima
 OPENAI_ITEMS = (
     ("gpt-4o-2024-08-06, input", 0.25),
     ("gpt-4o-2024-08-06, output", 0.35),
@@ -93,12 +97,30 @@ def build_organisation(scale: float, first: date, seed: int = 17) -> Organisatio
     org.projects = [f"proj_{i:05d}" for i in range(count)]
     org.workspaces = [f"wrkspc_{i:05d}" for i in range(count)]
     level = rng.lognormal(np.log(40.0), 1.0, count)  # dollars a weekday per project (and workspace)
-    for provider, keys, items, render, page_size, path in (
-        ("openai", org.projects, OPENAI_ITEMS, _openai_bucket, OPENAI_PAGE, OPENAI_PATH),
-        ("anthropic", org.workspaces, ANTHROPIC_ITEMS, _anthropic_bucket, ANTHROPIC_PAGE, ANTHROPIC_PATH),
+    for provider, keys, items, render, page_size, path, render_usage, usage_path in (
+        (
+            "openai",
+            org.projects,
+            OPENAI_ITEMS,
+            _openai_bucket,
+            OPENAI_PAGE,
+            OPENAI_PATH,
+            _openai_usage,
+            OPENAI_USAGE_PATH,
+        ),
+        (
+            "anthropic",
+            org.workspaces,
+            ANTHROPIC_ITEMS,
+            _anthropic_bucket,
+            ANTHROPIC_PAGE,
+            ANTHROPIC_PATH,
+            _anthropic_usage,
+            ANTHROPIC_USAGE_PATH,
+        ),
     ):
         shares = np.array([item[-1] for item in items])
-        buckets = []
+        buckets, usage = [], []
         for n, day in enumerate(org.days):
             weekday = 1.0 if day.weekday() < 5 else 0.4
             growth = 1.0 + 0.5 * n / DAYS
@@ -107,8 +129,10 @@ def build_organisation(scale: float, first: date, seed: int = 17) -> Organisatio
             ).astype(np.int64)
             org.expected_micro_usd[(provider, day)] = int(micro.sum())
             buckets.append(render(day, keys, items, micro))
+            usage.append(render_usage(day, keys, micro))
         org.lines[provider] = count * len(items) * DAYS
         _paginate(org.pages, path, buckets, page_size, provider == "openai")
+        _paginate(org.pages, usage_path, usage, USAGE_PAGE, provider == "openai")
     return org
 
 
@@ -127,6 +151,39 @@ def _openai_bucket(day: date, projects: list[str], items: tuple, micro: np.ndarr
                 '"user_id":null,"api_key_id":null,"api_source":null}'
             )
     return f'{{"object":"bucket","start_time":{start},"end_time":{start + 86400},"results":[{",".join(results)}]}}'
+
+
+def _openai_usage(day: date, projects: list[str], micro: np.ndarray) -> str:
+    """Completions tokens per project and model (three models), sized by the day's cost."""
+    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    results = []
+    for p, project in enumerate(projects):
+        for m, model in enumerate(("gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "text-embedding-3-small")):
+            tokens = int(micro[p, 2 * m]) // 2 + 1
+            results.append(
+                f'{{"object":"organization.usage.completions.result","input_tokens":{tokens},'
+                f'"output_tokens":{tokens // 3},"input_cached_tokens":{tokens // 5},"input_audio_tokens":0,'
+                f'"output_audio_tokens":0,"num_model_requests":{tokens // 900 + 1},"project_id":"{project}",'
+                f'"user_id":null,"api_key_id":null,"model":"{model}","batch":null}}'
+            )
+    return f'{{"object":"bucket","start_time":{start},"end_time":{start + 86400},"results":[{",".join(results)}]}}'
+
+
+def _anthropic_usage(day: date, workspaces: list[str], micro: np.ndarray) -> str:
+    """Message tokens per workspace and model (two models), sized by the day's cost."""
+    results = []
+    for w, workspace in enumerate(workspaces):
+        for m, model in enumerate(("claude-sonnet-4-5", "claude-haiku-4-5")):
+            tokens = int(micro[w, 4 * m]) // 3 + 1
+            results.append(
+                f'{{"uncached_input_tokens":{tokens},"cache_creation":{{"ephemeral_1h_input_tokens":0,'
+                f'"ephemeral_5m_input_tokens":{tokens // 7}}},"cache_read_input_tokens":{tokens // 4},'
+                f'"output_tokens":{tokens // 3},"server_tool_use":{{"web_search_requests":0}},'
+                f'"api_key_id":null,"workspace_id":"{workspace}","model":"{model}","service_tier":"standard",'
+                f'"context_window":"0-200k"}}'
+            )
+    nxt = day + timedelta(days=1)
+    return f'{{"starting_at":"{day}T00:00:00Z","ending_at":"{nxt}T00:00:00Z","results":[{",".join(results)}]}}'
 
 
 def _anthropic_bucket(day: date, workspaces: list[str], items: tuple, micro: np.ndarray) -> str:
@@ -332,7 +389,12 @@ def measure(scale: float, workdir: Path, stock_event_log: bool = False) -> dict[
     timings = run_timings(folder / "dagster_home")
     floor, same = floor_seconds(database, folder / "seeds", first, last + timedelta(days=1))
     transforms = timings["line_items"] + timings["cost_line_items"] + timings["team_daily_spend"]
-    minimum = {OPENAI_PATH: math.ceil(DAYS / OPENAI_PAGE), ANTHROPIC_PATH: math.ceil(DAYS / ANTHROPIC_PAGE)}
+    minimum = {
+        OPENAI_PATH: math.ceil(DAYS / OPENAI_PAGE),
+        ANTHROPIC_PATH: math.ceil(DAYS / ANTHROPIC_PAGE),
+        OPENAI_USAGE_PATH: math.ceil(DAYS / USAGE_PAGE),
+        ANTHROPIC_USAGE_PATH: math.ceil(DAYS / USAGE_PAGE),
+    }
     return {
         "scale": scale,
         "event_log": "stock" if stock_event_log else "batched",
@@ -397,6 +459,8 @@ def print_table(results: list[dict]) -> None:
     row("**floor ratio**", [f"**{r['floor_ratio']:.1f}x**" for r in results])
     row("API calls openai", [r["calls"][OPENAI_PATH] for r in results])
     row("API calls anthropic", [r["calls"][ANTHROPIC_PATH] for r in results])
+    row("API calls openai usage", [r["calls"].get(OPENAI_USAGE_PATH, "-") for r in results])
+    row("API calls anthropic usage", [r["calls"].get(ANTHROPIC_USAGE_PATH, "-") for r in results])
     row("provider-day totals exact", ["yes" if r["exact"] else "NO" for r in results])
     slow = [max(LAYERS[:-1], key=lambda item: layer(r["timings"], item[1]))[0] for r in results]
     row("slowest layer (besides Dagster)", slow)

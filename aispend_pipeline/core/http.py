@@ -16,19 +16,19 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import requests
 
-from aispend_pipeline.core.days import merge_daily_buckets, require_every_day
+from aispend_pipeline.core.days import require_every_day
 from aispend_pipeline.core.secrets import safe_url, scrub
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
-
-T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 USER_AGENT = "aispend-pipeline"
@@ -87,6 +87,14 @@ class ApiClient:
         """GET `base_url + path` and return its JSON, numbers parsed as `Decimal`/`int` (or `parse_float`)."""
         return self.request("GET", path, params=params)[0]
 
+    def get_bytes(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
+        """GET `base_url + path` with retries and the same error handling, and return the body undecoded
+        (for pages decoded straight into typed records, see `iter_cursor_pages`)."""
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        response, attempts = self.send("GET", url, params=params)
+        self._check(response, urlsplit(url).path, retries=attempts - 1)
+        return response.content
+
     def request(
         self,
         method: str,
@@ -137,6 +145,16 @@ class ApiClient:
             return response, attempt
 
     def _decode(self, response: requests.Response, path: str, retries: int = 0) -> Any:
+        self._check(response, path, retries)
+        try:
+            return json.loads(response.text, parse_float=self.parse_float)
+        except ValueError:
+            raise SourcePayloadError(
+                self.source, f"{path} answered {response.status_code} with a body that is not JSON"
+            ) from None
+
+    def _check(self, response: requests.Response, path: str, retries: int = 0) -> None:
+        """Raise the error a failed answer means (auth, rate limit, unavailable, other 4xx); pass a success."""
         status = response.status_code
         hint = f"; {self.hints[status]}" if status in self.hints else ""
         if is_rate_limited(status, response.headers):
@@ -159,10 +177,6 @@ class ApiClient:
             )
         if status >= 400:
             raise SourcePayloadError(self.source, f"{path} answered {status} ({_error_message(response)}){hint}")
-        try:
-            return json.loads(response.text, parse_float=self.parse_float)
-        except ValueError:
-            raise SourcePayloadError(self.source, f"{path} answered {status} with a body that is not JSON") from None
 
     def _backoff(self, attempt: int) -> float:
         """Exponential, capped, with jitter so that parallel clients do not retry in step."""
@@ -234,21 +248,38 @@ def short_text(text: str) -> str:
     return line if len(line) <= ERROR_TEXT_LIMIT else line[: ERROR_TEXT_LIMIT - 3] + "..."
 
 
-def iter_cursor_pages(api: ApiClient, path: str, params: Mapping[str, Any]) -> Iterator[list[Any]]:
-    """Yield each page's `data` list of a `{data, has_more, next_page}` endpoint (OpenAI, Anthropic).
+class _CursorPage(msgspec.Struct):
+    """A `{data, has_more, next_page}` page; `data` elements stay undecoded bytes (`msgspec.Raw`)."""
+
+    data: list[msgspec.Raw]
+    has_more: bool | None = None
+    next_page: Any = None
+
+
+_PAGE_DECODER = msgspec.json.Decoder(_CursorPage)
+
+
+def iter_cursor_pages(api: ApiClient, path: str, params: Mapping[str, Any]) -> Iterator[list[msgspec.Raw]]:
+    """Yield each page's `data` elements, undecoded, of a `{data, has_more, next_page}` endpoint (OpenAI,
+    Anthropic): only the envelope is parsed here, so a caller decodes each element into typed records.
 
     A cursor handed out twice, or `has_more` past `MAX_PAGES`, is an error: never an endless loop.
     """
     query = dict(params)
     seen: set[str] = set()
     for _ in range(MAX_PAGES):
-        page = api.get_json(path, query)
-        if not isinstance(page, dict) or not isinstance(page.get("data"), list):
-            raise SourcePayloadError(api.source, f"{path}: expected an object with a 'data' list")
-        yield page["data"]
-        if not page.get("has_more"):
+        body = api.get_bytes(path, query)
+        try:
+            page = _PAGE_DECODER.decode(body)
+        except msgspec.ValidationError:
+            raise SourcePayloadError(api.source, f"{path}: expected an object with a 'data' list") from None
+        except msgspec.DecodeError:
+            shown = urlsplit(api.base_url + path).path
+            raise SourcePayloadError(api.source, f"{shown} answered 200 with a body that is not JSON") from None
+        yield page.data
+        if not page.has_more:
             return
-        cursor = page.get("next_page")
+        cursor = page.next_page
         if not cursor:
             raise SourcePayloadError(api.source, f"{path}: has_more is true but next_page is empty")
         if cursor in seen:
@@ -284,26 +315,106 @@ def iter_link_pages(api: ApiClient, path: str, params: Mapping[str, Any]) -> Ite
     raise SourcePayloadError(api.source, f"{path}: more than {MAX_PAGES} pages; stopped paging")
 
 
-def fetch_daily_buckets(
+Columns = dict[str, list[Any]]
+GENERIC_DECODER = msgspec.json.Decoder(float_hook=Decimal)  # JSON numbers with a fraction: exact Decimal
+
+
+@dataclass(frozen=True)
+class BucketReader:
+    """How one endpoint's daily buckets become columns (named like its raw table's).
+
+    `bucket_type` is a `msgspec.Struct` with the bucket's time field and `results: list[<result Struct>]`;
+    `fast(day, results)` turns well-formed typed results into columns, or returns None when anything
+    looks unusual (a missing field, another currency, a negative count). Then, and when the typed decode
+    fails, the bucket is decoded into plain dicts and `slow(day, results)` runs the field-by-field checks
+    that name the exact problem (or accept what the typed form was too strict for). `day_of(bucket)`
+    reads a bucket's UTC day from a dict of its fields.
+    """
+
+    bucket_type: type[msgspec.Struct]
+    day_of: Callable[[Mapping[str, Any], date, date], date]
+    fast: Callable[[date, list[Any]], Columns | None]
+    slow: Callable[[date, list[dict[str, Any]]], Columns]
+
+
+def iter_daily_bucket_columns(
     api: ApiClient,
     path: str,
     params: Mapping[str, Any],
-    day_of: Callable[[Any, date, date], date],
+    reader: BucketReader,
     start: date,
     end: date,
-    build: Callable[[list[tuple[date, list[Any]]]], T],
-) -> T:
-    """The daily buckets of every page of [start, end) (OpenAI, Anthropic), built by `build` day by day.
+    chunk_rows: int = 50_000,
+) -> Iterator[Columns]:
+    """The results of every daily bucket of [start, end) as column chunks of about `chunk_rows` rows, page by
+    page (OpenAI, Anthropic): only one page and one chunk are in memory at a time, and no dict per line.
 
-    A bucket repeated across pages is merged, never counted twice; after building (so a bad field is
-    named first), every day must have had its bucket: a missing day is an error, never a silent $0.
+    A bucket repeated at a page boundary (the previous page's last day again) adds only results not seen
+    on the earlier page, so nothing is counted twice; a day repeated anywhere else is an error. After the
+    last page (so a bad field is named first), every day must have had its bucket: a missing day is an
+    error, never a silent $0.
     """
-    buckets = (
-        (day_of(bucket, start, end), bucket.get("results") or [])
-        for page in iter_cursor_pages(api, path, params)
-        for bucket in page
-    )
-    merged = merge_daily_buckets(api.source, buckets, start, end)
-    built = build(sorted(merged.items()))
-    require_every_day(api.source, merged, start, end)
-    return built
+    typed = msgspec.json.Decoder(reader.bucket_type)
+    seen: set[date] = set()
+    boundary: tuple[date, set[tuple[Any, ...]]] | None = None  # the previous page's last day, its rows
+    pending: Columns = {}
+    for page in iter_cursor_pages(api, path, params):
+        last: tuple[date, Columns] | None = None
+        for raw in page:
+            day, columns = _bucket_columns(api.source, raw, typed, reader, start, end)
+            if day in seen:
+                if boundary is None or boundary[0] != day:
+                    raise SourcePayloadError(
+                        api.source, f"{path}: the answer repeats the bucket of {day} away from a page boundary", day
+                    )
+                columns = _without_rows(columns, boundary[1])
+            seen.add(day)
+            last = (day, columns) if last is None or last[0] != day else (day, _joined(last[1], columns))
+            pending = _joined(pending, columns)
+            if pending and len(next(iter(pending.values()))) >= chunk_rows:
+                yield pending
+                pending = {}
+        if last is not None:
+            rows = set(zip(*last[1].values(), strict=True)) if last[1] else set()
+            boundary = (last[0], rows | (boundary[1] if boundary and boundary[0] == last[0] else set()))
+    if pending:
+        yield pending
+    require_every_day(api.source, seen, start, end)
+
+
+def _bucket_columns(
+    source: str, raw: msgspec.Raw, typed: msgspec.json.Decoder, reader: BucketReader, start: date, end: date
+) -> tuple[date, Columns]:
+    try:
+        bucket = typed.decode(raw)
+    except msgspec.ValidationError:
+        bucket = None
+    if bucket is not None:
+        fields = {name: getattr(bucket, name) for name in bucket.__struct_fields__ if name != "results"}
+        day = reader.day_of(fields, start, end)
+        columns = reader.fast(day, bucket.results or [])  # type: ignore[attr-defined]
+        if columns is not None:
+            return day, columns
+    generic = GENERIC_DECODER.decode(raw)
+    if not isinstance(generic, dict):
+        raise SourcePayloadError(source, f"a bucket is {type(generic).__name__}, expected an object")
+    day = reader.day_of(generic, start, end)
+    results = generic.get("results") or []
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise SourcePayloadError(source, "field 'results' of a bucket is not a list of objects", day)
+    return day, reader.slow(day, results)
+
+
+def _joined(first: Columns, second: Columns) -> Columns:
+    if not first:
+        return second
+    for name, values in second.items():
+        first[name].extend(values)
+    return first
+
+
+def _without_rows(columns: Columns, known: set[tuple[Any, ...]]) -> Columns:
+    """The rows of `columns` not in `known` (rows as tuples of their values)."""
+    names = list(columns)
+    keep = [row for row in zip(*columns.values(), strict=True) if row not in known]
+    return {name: [row[i] for row in keep] for i, name in enumerate(names)}

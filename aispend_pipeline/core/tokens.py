@@ -25,3 +25,28 @@ def token_count(source: str, result: dict[str, Any], field: str, day: date, *, r
     if isinstance(value, bool) or not isinstance(value, int | Decimal) or value != int(value) or value < 0:
         raise SourcePayloadError(source, f"field '{field}' is {value!r}, expected a whole number of tokens >= 0", day)
     return int(value)
+
+
+def token_columns(
+    records: list[Any], texts: tuple[str, ...], counts: tuple[str, ...], required: tuple[str, ...], as_zero=()
+) -> dict[str, list[Any]] | None:
+    """Columns of typed usage records (msgspec Structs): `texts` as they are, `counts` checked; None when a
+    `required` count is missing or any count is negative (the field-by-field path then names the problem).
+    `as_zero`: a missing count means 0."""
+    columns = {name: [getattr(r, name) for r in records] for name in (*texts, *counts)}
+    for name in counts:
+        values = columns[name]
+        if name in as_zero:
+            values = columns[name] = [0 if v is None else v for v in values]
+        elif None in values:
+            if name in required:
+                return None
+            values = [v for v in values if v is not None]
+        if values and min(values) < 0:
+            return None
+    return columns
+
+
+def record_columns(records: list[Any], names: tuple[str, ...]) -> dict[str, list[Any]]:
+    """Columns `names` of dataclass records (the field-by-field path's lines)."""
+    return {name: [getattr(r, name) for r in records] for name in names}

@@ -19,10 +19,11 @@ import dagster as dg
 from aispend_pipeline.core.days import days_between
 from aispend_pipeline.defs.metadata import days_summary, days_text, table_metadata, usd
 from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
-from aispend_pipeline.errors import AispendError
-from aispend_pipeline.schemas.validation import validate
+from aispend_pipeline.errors import AispendError, ValidationError
+from aispend_pipeline.schemas.table import DECIMAL
 from aispend_pipeline.sources.base import RawPull, Source, SourceResource
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
+from aispend_pipeline.warehouse.staging import Staging, staged_name
 
 TOTAL_CHECK = "stored_total_matches_source"
 FRESHNESS_CHECK = "data_is_fresh"
@@ -36,51 +37,89 @@ def raw_asset_key(source: Source) -> dg.AssetKey:
 
 @dataclass
 class SourcePull:
-    """What one source's pull gave: a validated raw pull, "not configured", or the error that stopped it."""
+    """What one source's pull gave: a staged, checked raw pull, "not configured", or the error that stopped it."""
 
     source: Source
     status: str  # loaded, not configured, failed
     pull: RawPull | None = None
     error: str | None = None
-    seconds: float = 0.0  # the client's pull and the raw table's validation
-    fetch_seconds: float = 0.0  # the client's pull alone
+    seconds: float = 0.0  # the client's pull, staging and the raw tables' checks
+    fetch_seconds: float = 0.0  # the client's pull and staging, alone
     reason: str = ""
     metadata: dict[str, dg.MetadataValue] = field(default_factory=dict)
+    staging: Staging | None = None  # the staged rows (loaded pulls), copied by `store_pull`
+    staged_rows: dict[str, int] = field(default_factory=dict)  # qualified table name -> rows
 
 
 def pull_sources(
-    sources: Sequence[tuple[Source, SourceResource]], start: date, end: date, log: Callable[[str], None]
+    warehouse: DuckDBWarehouse,
+    sources: Sequence[tuple[Source, SourceResource]],
+    start: date,
+    end: date,
+    log: Callable[[str], None],
 ) -> list[SourcePull]:
-    """Pull every source for [start, end) at once (the providers answer in parallel)."""
+    """Pull every source for [start, end) at once (the providers answer in parallel), each staged in `warehouse`."""
     if not sources:
         return []
+    with warehouse.connect() as con:
+        stagings = [Staging(con, s.name, [s.raw_table, *s.companion_tables]) for s, _ in sources]
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_PULLS, len(sources))) as pool:
-        pulls = list(pool.map(lambda item: _pull_one(*item, start, end), sources))
+        pulls = list(
+            pool.map(lambda item: _pull_one(*item[0], start, end, item[1]), zip(sources, stagings, strict=True))
+        )
     for pulled in pulls:
         log(f"{pulled.source.name}: {pulled.status}{': ' + pulled.error if pulled.error else ''}")
     return pulls
 
 
-def _pull_one(source: Source, resource: SourceResource, start: date, end: date) -> SourcePull:
+def _pull_one(source: Source, resource: SourceResource, start: date, end: date, staging: Staging) -> SourcePull:
     began = time.monotonic()
     if not resource.is_configured:
+        staging.drop()
         return SourcePull(source, "not configured", reason=resource.not_configured_reason)
     try:
-        pull = resource.pull(start, end)
+        if resource.streams:
+            pull = resource.pull_into(start, end, staging)
+        else:
+            pull = resource.pull(start, end)
+            _stage_frames(source, pull, staging)
         fetched = time.monotonic() - began
-        frame = validate(source.raw_table, pull.frame, source.name)
-        companions = {
-            t.qualified_name: validate(t, pull.companions[t.qualified_name], source.name)
-            for t in source.companion_tables
-            if t.qualified_name in pull.companions
-        }
-    except AispendError as exc:
-        return SourcePull(source, "failed", error=str(exc), seconds=time.monotonic() - began)
-    except Exception as exc:  # an unexpected client error still stays with its source
-        message = f"{source.name}: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        return SourcePull(source, "failed", error=AispendError(message).args[0], seconds=time.monotonic() - began)
-    pull = RawPull(frame, pull.api_requests, pull.days, pull.rounding_usd, companions)
-    return SourcePull(source, "loaded", pull=pull, seconds=time.monotonic() - began, fetch_seconds=fetched)
+        rows = staging.finish()
+    except Exception as exc:  # a failing source (clear error or not) stays with its source and stores nothing
+        staging.drop()
+        message = str(exc) if isinstance(exc, AispendError) else _unexpected(source, exc)
+        return SourcePull(source, "failed", error=message, seconds=time.monotonic() - began)
+    pull = RawPull(None, pull.api_requests, pull.days, pull.rounding_usd)
+    return SourcePull(
+        source,
+        "loaded",
+        pull=pull,
+        seconds=time.monotonic() - began,
+        fetch_seconds=fetched,
+        staging=staging,
+        staged_rows=rows,
+    )
+
+
+def _stage_frames(source: Source, pull: RawPull, staging: Staging) -> None:
+    """A frame-returning source's rows (its raw frame and companions, `line_ordinal` included)."""
+    unknown = (
+        [c for c in pull.frame.columns if c not in source.raw_table.column_names] if pull.frame is not None else []
+    )
+    if unknown:
+        raise ValidationError(
+            f"{source.name}: field '{unknown[0]}' is not a column of {source.raw_table.qualified_name}"
+        )
+    if pull.frame is not None:
+        staging.append(source.raw_table, pull.frame, None)
+    for table in source.companion_tables:
+        if table.qualified_name in pull.companions:
+            staging.append(table, pull.companions[table.qualified_name], None)
+
+
+def _unexpected(source: Source, exc: Exception) -> str:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return AispendError(f"{source.name}: unexpected {type(exc).__name__}: {first}").args[0]
 
 
 def covered_days(pulled: SourcePull, start: date, end: date) -> list[date]:
@@ -102,18 +141,19 @@ def store_pull(warehouse: DuckDBWarehouse, pulled: SourcePull, start: date, end:
                 CheckOutcome(FRESHNESS_CHECK, True, {"status": "not configured"}),
             ],
         )
-    assert pulled.pull is not None
-    frame, days = pulled.pull.frame, covered_days(pulled, start, end)
-    money = source.money_column
-    # The frame's money is validated decimal text (the raw table's pattern): Decimal() reads it exactly.
-    source_total = sum(map(Decimal, frame[money]), Decimal(0))
-    warehouse.replace_days(source.raw_table, frame, days)
+    assert pulled.pull is not None and pulled.staging is not None
+    days, money = covered_days(pulled, start, end), source.money_column
+    staged = staged_name(source.raw_table)
+    source_rows = pulled.staged_rows[source.raw_table.qualified_name]
+    source_total = warehouse.rows(f"SELECT coalesce(sum(CAST({money} AS {DECIMAL})), 0) FROM {staged}")[0][0]
+    warehouse.replace_days_from(source.raw_table, staged, days)
     stored_rows, stored_total = days_summary(warehouse, source.raw_table, days, money)
     companion_rows = {
-        f"{table.name}_rows": warehouse.replace_days(table, pulled.pull.companions[table.qualified_name], days)
+        f"{table.name}_rows": warehouse.replace_days_from(table, staged_name(table), days)
         for table in source.companion_tables
-        if table.qualified_name in pulled.pull.companions
+        if table.qualified_name in pulled.staged_rows
     }
+    pulled.staging.drop()
     rounding = sum(pulled.pull.rounding_usd.values(), Decimal(0))
     metadata = {
         "status": "loaded",
@@ -138,11 +178,11 @@ def store_pull(warehouse: DuckDBWarehouse, pulled: SourcePull, start: date, end:
         [
             CheckOutcome(
                 TOTAL_CHECK,
-                stored_total == source_total and stored_rows == len(frame),
+                stored_total == source_total and stored_rows == source_rows,
                 {
                     "source_total_usd": usd(source_total),
                     "stored_total_usd": usd(stored_total),
-                    "source_rows": len(frame),
+                    "source_rows": source_rows,
                     "stored_rows": stored_rows,
                 },
                 blocking=True,

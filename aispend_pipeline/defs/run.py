@@ -35,6 +35,7 @@ from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, LINE_ITEMS, TEA
 from aispend_pipeline.settings import validate_settings
 from aispend_pipeline.sources.base import Source, SourceResource
 from aispend_pipeline.sources.registry import SOURCES
+from aispend_pipeline.warehouse.staging import SCHEMA as STAGING_SCHEMA
 
 DAY = timedelta(days=1)
 TIMINGS_PREFIX = "run seconds: "  # one log line per run: wall seconds per step, read by benchmarks/
@@ -204,7 +205,7 @@ def run_pipeline(
     with warehouse.publishing(run_id) as building:  # fails at once if another run or a writer holds the file
         timings["publish"] = time.perf_counter() - began  # the working copy, then (below) the swap
         pulled_at = time.perf_counter()
-        pulls = pull_sources(sources, start, end, log)
+        pulls = pull_sources(building, sources, start, end, log)
         timings["pull"] = time.perf_counter() - pulled_at
 
         def step(name: str, build: Callable[..., StepOutcome], *args: object) -> None:
@@ -219,6 +220,7 @@ def run_pipeline(
         for p in pulls:
             if p.status != "failed":
                 step("store_raw", store_pull, building, p, start, end)
+        building.execute(f"DROP SCHEMA IF EXISTS {STAGING_SCHEMA} CASCADE")  # staged pulls are never published
         first, after = transform_window(start, end, pulls)
         if normalise.KEY in selected:
             step("line_items", normalise.build_line_items, building, first, after)

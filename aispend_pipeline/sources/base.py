@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import dagster as dg
 import pandas as pd
@@ -29,7 +29,7 @@ class RawPull:
     source may also answer for more days than asked (a manual invoice's whole month).
     """
 
-    frame: pd.DataFrame
+    frame: pd.DataFrame | None  # None: the rows went to a `RowSink` as they arrived (`pull_into`)
     api_requests: int = 0
     days: frozenset[date] | None = None
     rounding_usd: Mapping[date, Decimal] = field(default_factory=dict)  # rounded away per day (half-even)
@@ -75,10 +75,43 @@ class Source:
     usage_tokens_sql: str | None = None
 
 
+class RowSink(Protocol):
+    """Where a pull hands its rows as they arrive (the run's staging, or frames for a caller)."""
+
+    def append(
+        self, table: Table, rows: Mapping[str, Sequence[Any]] | pd.DataFrame, key_columns: tuple[str, ...] | None
+    ) -> None: ...
+
+
+class FrameSink:
+    """Collects a pull's chunks into one raw frame per table (for tests and small ranges)."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[str, list[Mapping[str, Sequence[Any]] | pd.DataFrame]] = {}
+        self.keys: dict[str, tuple[Table, tuple[str, ...] | None]] = {}
+
+    def append(
+        self, table: Table, rows: Mapping[str, Sequence[Any]] | pd.DataFrame, key_columns: tuple[str, ...] | None
+    ) -> None:
+        self.chunks.setdefault(table.qualified_name, []).append(rows)
+        self.keys[table.qualified_name] = (table, key_columns)
+
+    def frame(self, table: Table) -> pd.DataFrame:
+        chunks = [pd.DataFrame(c) for c in self.chunks.get(table.qualified_name, [])]
+        rows = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=_payload_columns(table))
+        keys = self.keys.get(table.qualified_name, (table, None))[1]
+        return frame_from_columns(rows, table, keys) if keys else table.conform(rows)
+
+
 class SourceResource(dg.ConfigurableResource):
-    """A source's connection settings; `pull` fetches raw rows for the UTC days [start, end)."""
+    """A source's connection settings; `pull` fetches raw rows for the UTC days [start, end).
+
+    A source whose answers can be large overrides `pull_into` instead, handing its rows to the run's
+    staging chunk by chunk (`streams = True`), so that no whole-range frame is held in memory.
+    """
 
     enabled_by: ClassVar[str] = ""
+    streams: ClassVar[bool] = False
 
     @property
     def is_configured(self) -> bool:
@@ -89,6 +122,10 @@ class SourceResource(dg.ConfigurableResource):
         return f"not configured: set {self.enabled_by} to enable this source"
 
     def pull(self, start: date, end: date) -> RawPull:
+        raise NotImplementedError
+
+    def pull_into(self, start: date, end: date, sink: RowSink) -> RawPull:
+        """Pull [start, end), handing the rows to `sink` as they arrive; the result carries no frame."""
         raise NotImplementedError
 
 
@@ -114,18 +151,26 @@ class AdminKeySourceResource(SourceResource):
     def is_configured(self) -> bool:
         return bool(self.admin_key)
 
-    def pull(self, start: date, end: date) -> RawPull:
+    streams: ClassVar[bool] = True
+
+    def pull_into(self, start: date, end: date, sink: RowSink) -> RawPull:
+        """Cost lines (and token usage) of [start, end), page by page into `sink`."""
         client = self.client_class(self.admin_key or "", self.base_url)
-        frame = frame_from_columns(client.daily_cost_columns(start, end), self.raw_table, self.key_columns)
-        requests, companions = client.request_count, dict[str, pd.DataFrame]()
+        for chunk in client.daily_cost_chunks(start, end):
+            sink.append(self.raw_table, chunk, self.key_columns)
+        requests = client.request_count
         if self.usage_client_class is not None and self.usage_table is not None:
             usage_client = self.usage_client_class(self.admin_key or "", self.base_url)
-            usage = usage_client.daily_usage(start, end)
-            companions[self.usage_table.qualified_name] = frame_from_records(
-                usage, self.usage_table, self.usage_key_columns
-            )
+            for chunk in usage_client.daily_usage_chunks(start, end):
+                sink.append(self.usage_table, chunk, self.usage_key_columns)
             requests += usage_client.request_count
-        return RawPull(frame, requests, rounding_usd=dict(client.rounding_usd), companions=companions)
+        return RawPull(None, requests, rounding_usd=dict(client.rounding_usd))
+
+    def pull(self, start: date, end: date) -> RawPull:
+        sink = FrameSink()
+        pulled = self.pull_into(start, end, sink)
+        companions = {self.usage_table.qualified_name: sink.frame(self.usage_table)} if self.usage_table else {}
+        return RawPull(sink.frame(self.raw_table), pulled.api_requests, None, pulled.rounding_usd, companions)
 
 
 def raw_frame(rows: list[dict[str, Any]], table: Table, key_columns: tuple[str, ...]) -> pd.DataFrame:

@@ -93,6 +93,25 @@ class DuckDBWarehouse:
             _insert_frame(con, table, frame)
         return len(frame)
 
+    def replace_days_from(self, table: Table, relation: str, days: Sequence[date]) -> int:
+        """Replace the rows of exactly `days` by the rows of `relation` (a checked staging table with the
+        table's columns, decimals as text), atomically; rows of other days are refused."""
+        names = ", ".join(table.column_names)
+        casts = ", ".join(f"CAST({c.name} AS {c.sql_type})" for c in table.columns)
+        with self.connect() as con, _transaction(con, table):
+            params = {"days": sorted(set(days))}
+            outside = con.execute(
+                f"SELECT count(*) FROM {relation} WHERE {table.date_column} NOT IN (SELECT unnest($days))", params
+            ).fetchone()
+            if outside and outside[0]:
+                raise AispendError(f"{table.qualified_name}: rows outside the days the source answered for")
+            con.execute(
+                f"DELETE FROM {table.qualified_name} WHERE {table.date_column} IN (SELECT unnest($days))", params
+            )
+            inserted = con.execute(f"INSERT INTO {table.qualified_name} ({names}) SELECT {casts} FROM {relation}")
+            count = inserted.fetchone()
+        return int(count[0]) if count else 0
+
     def replace_range_from_sql(self, table: Table, select_sql: str, start: date, end: date) -> int:
         """Replace days [start, end) of `table` by a SELECT (run inside the file, set-based)."""
         names = ", ".join(table.column_names)

@@ -6,6 +6,7 @@ import socket
 import time
 from decimal import Decimal
 
+import msgspec
 import pytest
 from pytest_httpserver import HTTPServer
 
@@ -155,7 +156,9 @@ def test_cursor_pages_are_followed_with_the_same_query(httpserver: HTTPServer, a
         {"data": [3], "has_more": False, "next_page": None}
     )
 
-    assert list(iter_cursor_pages(api, "/list", {"limit": 2})) == [[1, 2], [3]]
+    pages = list(iter_cursor_pages(api, "/list", {"limit": 2}))
+
+    assert [[msgspec.json.decode(raw) for raw in page] for page in pages] == [[1, 2], [3]]
 
 
 def test_400_is_a_payload_error_with_the_providers_message(httpserver: HTTPServer, api: ApiClient) -> None:

@@ -362,3 +362,16 @@ def test_money_texts_keeps_none_only_when_optional_and_names_the_first_bad_posit
         with pytest.raises(MoneyValueError) as caught:
             money_texts(bad)
         assert caught.value.index == position
+
+
+def test_a_column_of_short_decimals_is_taken_whole_and_odd_ones_still_go_value_by_value() -> None:
+    plain = [Decimal("1.25"), Decimal("-0.000001"), Decimal("12345.678901")]
+    assert money_texts(plain) == (["1.25", "-0.000001", "12345.678901"], {})
+    assert money_texts([Decimal("1.25"), None], optional=True) == (["1.25", None], {})
+    assert money_texts([Decimal("123.4567")], shift=-2) == (["1.234567"], {})
+
+    # An exponent, 13 decimals or a long float artefact anywhere: the whole column is fitted value by value.
+    odd = [Decimal("1.25"), Decimal("1E-7"), Decimal("0.30000000000000004")]
+    texts, rounding = money_texts(odd)
+    assert texts == ["1.25", "0.0000001", "0.300000000000"]
+    assert rounding == {2: Decimal("-4E-17")}

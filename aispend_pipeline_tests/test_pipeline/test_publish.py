@@ -24,6 +24,8 @@ from aispend_pipeline.sources.base import RawPull
 from aispend_pipeline.sources.openai.source import SOURCE as OPENAI
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 from aispend_pipeline.warehouse.publish import BUILDING_SUFFIX, run_lock
+from aispend_pipeline.warehouse.staging import SCHEMA as STAGING_SCHEMA
+from aispend_pipeline.warehouse.staging import Staging
 
 DAYS = (date(2026, 10, 1), date(2026, 10, 5))
 OCTOBER = (date(2026, 10, 1), date(2026, 10, 31))
@@ -58,6 +60,8 @@ def test_a_failing_source_keeps_its_days_while_the_others_go_through_every_layer
     assert not ok
     assert reason.startswith("openai") and "401" in reason and "OPENAI_ADMIN_KEY" in reason
     assert "other source(s) published" in reason
+    schemas = {row[0] for row in pipeline.db.rows("SELECT schema_name FROM information_schema.schemata")}
+    assert STAGING_SCHEMA not in schemas, "staged pulls (the failed one's included) are never published"
     for day in (DAYS[0], DAYS[1]):
         expected = pipeline.sims.expected_total_usd("anthropic", day)
         assert provider_day_total(pipeline, "anthropic", day) == expected
@@ -201,7 +205,7 @@ def test_line_ids_stay_distinct_when_key_values_contain_the_old_separator(tmp_pa
 
 
 def test_rounding_per_day_is_in_the_metadata_and_the_total_check_uses_the_replaced_days(tmp_path):
-    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb", connection=duckdb.connect(str(tmp_path / "w.duckdb")))
     day, older = date(2026, 10, 2), date(2026, 10, 1)
     stored = pd.DataFrame(
         {"usage_date": [pd.Timestamp(older)], "project_id": ["p"], "line_item": ["x"], "amount_usd": ["5"]}
@@ -209,9 +213,12 @@ def test_rounding_per_day_is_in_the_metadata_and_the_total_check_uses_the_replac
     )
     warehouse.replace_days(OPENAI.raw_table, stored, [older])
     frame = stored.assign(usage_date=pd.Timestamp(day), amount_usd="0.3")
-    pull = RawPull(frame, 1, frozenset({day}), {day: Decimal("4E-17")})
+    pull = RawPull(None, 1, frozenset({day}), {day: Decimal("4E-17")})
+    staging = Staging(warehouse.connection, "openai", [OPENAI.raw_table])
+    staging.append(OPENAI.raw_table, frame, None)
+    loaded = SourcePull(OPENAI, "loaded", pull=pull, staging=staging, staged_rows=staging.finish())
 
-    outcome = store_pull(warehouse, SourcePull(OPENAI, "loaded", pull=pull), older, day + timedelta(days=1))
+    outcome = store_pull(warehouse, loaded, older, day + timedelta(days=1))
 
     assert outcome.metadata["rounding_usd"].value == "0.00000000000000004"
     assert "| 2026-10-02 |" in outcome.metadata["rounding_by_day"].md_str

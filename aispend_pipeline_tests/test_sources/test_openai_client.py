@@ -12,10 +12,13 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from aispend_pipeline.core.days import utc_midnight
+from aispend_pipeline.core.http import BucketReader, iter_daily_bucket_columns
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
 from aispend_pipeline.simulators import RunningSimulators, start_simulators
 from aispend_pipeline.simulators.paging import utc_today
 from aispend_pipeline.sources.openai.client import OpenAICostLine, OpenAICostsClient
+from aispend_pipeline.sources.openai.client import _Bucket as Bucket
+from aispend_pipeline.sources.openai.client import _day as day_of
 from aispend_pipeline.sources.openai.simulator import PATH
 
 DAY = date(2026, 11, 1)
@@ -249,3 +252,82 @@ def test_a_bucket_repeated_across_pages_is_counted_once(
     lines = local_client.daily_costs(DAY, DAY + timedelta(days=1))
 
     assert totals(lines) == {DAY: Decimal("5.25")} and len(lines) == 1
+
+
+def _bucket(day_offset: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+    start = MIDNIGHT + 86400 * day_offset
+    return {"object": "bucket", "start_time": start, "end_time": start + 86400, "results": results}
+
+
+def _result(value: Any, project: str, currency: str = "usd") -> dict[str, Any]:
+    return {"amount": {"value": value, "currency": currency}, "project_id": project, "line_item": "gpt-4o, input"}
+
+
+def test_pages_arrive_as_bounded_column_chunks_and_odd_buckets_match_the_typed_path(
+    httpserver: HTTPServer, fast_http: dict[str, Any]
+) -> None:
+    """Every page is decoded bucket by bucket into chunks of about `chunk_rows` rows; a bucket the typed
+    decode refuses ("USD" upper case, a numeric project id) goes field by field and gives the same columns."""
+    typed = [_result("1.25", f"proj_{i}") for i in range(3)]
+    odd = [_result("1.25", f"proj_{i}", currency="USD") for i in range(3)]
+    path = "/v1/organization/costs"
+    httpserver.expect_ordered_request(path).respond_with_json(
+        {"data": [_bucket(0, typed), _bucket(1, odd)], "has_more": True, "next_page": "p2"}
+    )
+    httpserver.expect_ordered_request(path).respond_with_json(
+        {"data": [_bucket(2, typed)], "has_more": False, "next_page": None}
+    )
+    client = OpenAICostsClient("sk-admin-test", httpserver.url_for("/v1"), **fast_http)
+    reader = BucketReader(Bucket, day_of, client._fast, client._slow)
+    chunks = list(
+        iter_daily_bucket_columns(client.api, "/organization/costs", {}, reader, DAY, DAY + timedelta(3), chunk_rows=2)
+    )
+
+    assert [len(c["usage_date"]) for c in chunks] == [3, 3, 3]
+    by_day = [(c["usage_date"][0], c["project_id"], c["amount_usd"]) for c in chunks]
+    assert by_day[0][1:] == by_day[1][1:] == by_day[2][1:] == (["proj_0", "proj_1", "proj_2"], ["1.25"] * 3)
+    assert [day for day, _, _ in by_day] == [DAY, DAY + timedelta(1), DAY + timedelta(2)]
+
+
+def test_a_day_repeated_away_from_a_page_boundary_is_an_error(
+    httpserver: HTTPServer, local_client: OpenAICostsClient
+) -> None:
+    path = "/v1/organization/costs"
+    first, second = _bucket(0, [_result("1", "a")]), _bucket(1, [_result("2", "a")])
+    httpserver.expect_ordered_request(path).respond_with_json(
+        {"data": [first, second], "has_more": True, "next_page": "p2"}
+    )
+    httpserver.expect_ordered_request(path).respond_with_json({"data": [first], "has_more": False, "next_page": None})
+
+    with pytest.raises(SourcePayloadError, match=f"repeats the bucket of {DAY} away from a page boundary"):
+        local_client.daily_costs(DAY, DAY + timedelta(days=2))
+
+
+def test_a_boundary_bucket_repeated_with_new_results_adds_only_the_new_ones(
+    httpserver: HTTPServer, local_client: OpenAICostsClient
+) -> None:
+    path = "/v1/organization/costs"
+    httpserver.expect_ordered_request(path).respond_with_json(
+        {"data": [_bucket(0, [_result("1", "a"), _result("2", "b")])], "has_more": True, "next_page": "p2"}
+    )
+    httpserver.expect_ordered_request(path).respond_with_json(
+        {"data": [_bucket(0, [_result("2", "b"), _result("4", "c")])], "has_more": False, "next_page": None}
+    )
+
+    lines = local_client.daily_costs(DAY, DAY + timedelta(days=1))
+
+    assert sorted((line.project_id, line.amount_usd) for line in lines) == [
+        ("a", Decimal("1")),
+        ("b", Decimal("2")),
+        ("c", Decimal("4")),
+    ]
+
+
+def test_a_long_json_number_is_exact_whatever_its_digits(httpserver: HTTPServer, local_client: OpenAICostsClient):
+    """Numbers are decoded as Decimal from their text: 26 significant digits survive (a double keeps 17)."""
+    serve_bucket(httpserver, '[{"amount": {"value": 12345678901234.123456789012, "currency": "usd"}}]')
+
+    (line,) = local_client.daily_costs(DAY, DAY + timedelta(days=1))
+
+    assert line.amount_usd == Decimal("12345678901234.123456789012")
+    assert local_client.rounding_usd == {}

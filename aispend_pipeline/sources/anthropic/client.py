@@ -7,13 +7,16 @@ at the client boundary. `limit` is at most 31 daily buckets per page.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from aispend_pipeline.core.days import bucket_day
-from aispend_pipeline.core.http import ApiClient, fetch_daily_buckets
+from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
 from aispend_pipeline.core.money import MoneyValueError, money_texts
 from aispend_pipeline.errors import SourcePayloadError
 
@@ -45,7 +48,6 @@ class AnthropicCostsClient:
             base_url,
             {"x-api-key": admin_key, "anthropic-version": API_VERSION},
             credential_setting="ANTHROPIC_ADMIN_KEY",
-            parse_float=str,  # amounts keep their text; money_texts makes them exact in one pass
             **http_options,
         )
         self.rounding_usd: dict[date, Decimal] = {}
@@ -55,15 +57,16 @@ class AnthropicCostsClient:
         return self.api.request_count
 
     def daily_costs(self, start: date, end: date) -> list[AnthropicCostLine]:
-        """Every cost line of the UTC days [start, end), as records (the pipeline reads the columns)."""
-        columns = self.daily_cost_columns(start, end)
+        """Every cost line of the UTC days [start, end), as records (the pipeline stores the column chunks)."""
         return [
-            AnthropicCostLine(*row[:-1], amount_usd=Decimal(row[-1])) for row in zip(*columns.values(), strict=True)
+            AnthropicCostLine(*row[:-1], amount_usd=Decimal(row[-1]))
+            for chunk in self.daily_cost_chunks(start, end)
+            for row in zip(*chunk.values(), strict=True)
         ]
 
-    def daily_cost_columns(self, start: date, end: date) -> dict[str, list[Any]]:
-        """The cost lines of the UTC days [start, end) as columns named like `AnthropicCostLine`'s fields,
-        dollars as exact text, 31 days per request at most (no object per line)."""
+    def daily_cost_chunks(self, start: date, end: date) -> Iterator[Columns]:
+        """The cost lines of the UTC days [start, end) as column chunks named like `AnthropicCostLine`'s
+        fields, dollars as exact text, 31 days per request at most (no object per line)."""
         params: dict[str, Any] = {
             "starting_at": _rfc3339(start),
             "ending_at": _rfc3339(end),
@@ -71,38 +74,59 @@ class AnthropicCostsClient:
             "group_by[]": ["workspace_id", "description"],
             "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
         }
-        return fetch_daily_buckets(
-            self.api, "/v1/organizations/cost_report", params, _bucket_day, start, end, self._columns
-        )
+        reader = BucketReader(_Bucket, _bucket_day, self._fast, self._slow)
+        return iter_daily_bucket_columns(self.api, "/v1/organizations/cost_report", params, reader, start, end)
 
-    def _columns(self, days: list[tuple[date, list[Any]]]) -> dict[str, list[Any]]:
+    def _fast(self, day: date, results: list[_Result]) -> Columns | None:
+        if any(r.currency != "USD" or r.amount is None for r in results):
+            return None  # the field-by-field path names the problem (or accepts "usd")
+        columns = {name: [getattr(r, name) for r in results] for name in TEXT_FIELDS}
+        return self._with_dollars(day, columns, [r.amount for r in results])
+
+    def _slow(self, day: date, results: list[dict[str, Any]]) -> Columns:
         columns: dict[str, list[Any]] = {name: [] for name in TEXT_FIELDS}
-        usage_dates: list[date] = []
         amounts = []
         texts = [(name, columns[name]) for name in TEXT_FIELDS]
-        for day, results in days:
-            for result in results:
-                currency = result.get("currency")
-                if currency != "USD" and str(currency or "").upper() != "USD":
-                    raise SourcePayloadError(
-                        SOURCE, f"field 'currency' is {str(currency or '').upper()!r}, expected 'USD'", day
-                    )
-                if "amount" not in result:
-                    raise SourcePayloadError(SOURCE, "field 'amount' is missing", day)
-                usage_dates.append(day)
-                amounts.append(result["amount"])
-                for name, column in texts:
-                    value = result.get(name)
-                    column.append(value if value is None or type(value) is str else str(value))
+        for result in results:
+            currency = result.get("currency")
+            if currency != "USD" and str(currency or "").upper() != "USD":
+                raise SourcePayloadError(
+                    SOURCE, f"field 'currency' is {str(currency or '').upper()!r}, expected 'USD'", day
+                )
+            if "amount" not in result:
+                raise SourcePayloadError(SOURCE, "field 'amount' is missing", day)
+            amounts.append(result["amount"])
+            for name, column in texts:
+                value = result.get(name)
+                column.append(value if value is None or type(value) is str else str(value))
+        return self._with_dollars(day, columns, amounts)
+
+    def _with_dollars(self, day: date, columns: Columns, cents: list[Any]) -> Columns:
         try:
             # Cents carry up to 6 decimals: the scale is checked on dollars, after the exact shift.
-            dollars, rounding = money_texts(amounts, shift=-2)
+            dollars, rounding = money_texts(cents, shift=-2)
         except MoneyValueError as exc:
-            raise SourcePayloadError(SOURCE, f"field 'amount': {exc}", usage_dates[exc.index]) from None
-        for index, rounded in rounding.items():
-            day = usage_dates[index]
-            self.rounding_usd[day] = self.rounding_usd.get(day, Decimal(0)) + rounded
-        return {"usage_date": usage_dates, **columns, "amount_usd": dollars}
+            raise SourcePayloadError(SOURCE, f"field 'amount': {exc}", day) from None
+        if rounding:
+            self.rounding_usd[day] = self.rounding_usd.get(day, Decimal(0)) + sum(rounding.values(), Decimal(0))
+        return {"usage_date": [day] * len(dollars), **columns, "amount_usd": dollars}
+
+
+class _Result(msgspec.Struct):
+    currency: str | None = None
+    amount: Decimal | None = None  # cents, as a decimal string
+    workspace_id: str | None = None
+    description: str | None = None
+    cost_type: str | None = None
+    model: str | None = None
+    service_tier: str | None = None
+    token_type: str | None = None
+    context_window: str | None = None
+
+
+class _Bucket(msgspec.Struct):
+    starting_at: str
+    results: list[_Result] | None = None
 
 
 def _rfc3339(day: date) -> str:

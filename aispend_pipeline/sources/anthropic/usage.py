@@ -7,12 +7,15 @@ the cost report; cache writes arrive nested in `cache_creation` by cache lifetim
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
-from aispend_pipeline.core.http import ApiClient, fetch_daily_buckets
-from aispend_pipeline.core.tokens import token_count
+import msgspec
+
+from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
+from aispend_pipeline.core.tokens import record_columns, token_columns, token_count
 from aispend_pipeline.sources.anthropic.client import (
     API_VERSION,
     DEFAULT_BASE_URL,
@@ -53,7 +56,15 @@ class AnthropicUsageClient:
         return self.api.request_count
 
     def daily_usage(self, start: date, end: date) -> list[AnthropicUsageLine]:
-        """Message tokens of the UTC days [start, end) per workspace and model, 31 days per request at most."""
+        """Message tokens of the UTC days [start, end) per workspace and model, as records."""
+        return [
+            AnthropicUsageLine(*row)
+            for chunk in self.daily_usage_chunks(start, end)
+            for row in zip(*chunk.values(), strict=True)
+        ]
+
+    def daily_usage_chunks(self, start: date, end: date) -> Iterator[Columns]:
+        """The same as column chunks named like `AnthropicUsageLine`'s fields, 31 days per request at most."""
         params: dict[str, Any] = {
             "starting_at": _rfc3339(start),
             "ending_at": _rfc3339(end),
@@ -61,15 +72,62 @@ class AnthropicUsageClient:
             "group_by[]": ["workspace_id", "model"],
             "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
         }
-        return fetch_daily_buckets(
-            self.api,
-            PATH,
-            params,
-            _bucket_day,
-            start,
-            end,
-            lambda days: [_line(day, result) for day, results in days for result in results],
-        )
+        reader = BucketReader(_Bucket, _bucket_day, _fast, _slow)
+        return iter_daily_bucket_columns(self.api, PATH, params, reader, start, end)
+
+
+FIELDS = tuple(f.name for f in fields(AnthropicUsageLine))
+
+
+class _CacheCreation(msgspec.Struct):
+    ephemeral_5m_input_tokens: int | None = None
+    ephemeral_1h_input_tokens: int | None = None
+
+
+class _ServerToolUse(msgspec.Struct):
+    web_search_requests: int | None = None
+
+
+class _Result(msgspec.Struct):
+    workspace_id: str | None = None
+    model: str | None = None
+    uncached_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_creation: _CacheCreation | None = None
+    output_tokens: int | None = None
+    server_tool_use: _ServerToolUse | None = None
+
+    @property
+    def cache_creation_5m_input_tokens(self) -> int | None:
+        return self.cache_creation.ephemeral_5m_input_tokens if self.cache_creation else None
+
+    @property
+    def cache_creation_1h_input_tokens(self) -> int | None:
+        return self.cache_creation.ephemeral_1h_input_tokens if self.cache_creation else None
+
+    @property
+    def web_search_requests(self) -> int | None:
+        return self.server_tool_use.web_search_requests if self.server_tool_use else None
+
+
+class _Bucket(msgspec.Struct):
+    starting_at: str
+    results: list[_Result] | None = None
+
+
+def _fast(day: date, results: list[_Result]) -> Columns | None:
+    columns = token_columns(
+        results,
+        ("workspace_id", "model"),
+        FIELDS[3:],
+        ("uncached_input_tokens", "cache_read_input_tokens", "output_tokens"),
+        ("cache_creation_5m_input_tokens", "cache_creation_1h_input_tokens", "web_search_requests"),
+    )
+    return None if columns is None else {"usage_date": [day] * len(results), **columns}
+
+
+def _slow(day: date, results: list[dict[str, Any]]) -> Columns:
+    return record_columns([_line(day, result) for result in results], FIELDS)
 
 
 def _line(day: date, result: dict[str, Any]) -> AnthropicUsageLine:

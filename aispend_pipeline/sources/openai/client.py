@@ -2,18 +2,22 @@
 
 Daily buckets grouped by project and line item, cursor pagination (`page` = previous `next_page`
 while `has_more`). `limit` counts buckets (1-180), so a 60-day range is one request per page of
-results. `amount.value` is in dollars and arrives as a JSON number or a string: both stay exact.
+results. `amount.value` is in dollars and arrives as a JSON number or a string: both are decoded as
+exact Decimals (msgspec), page by page into typed records and column chunks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from aispend_pipeline.core.days import bucket_day, utc_midnight
-from aispend_pipeline.core.http import ApiClient, fetch_daily_buckets
+from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
 from aispend_pipeline.core.money import MoneyValueError, money_texts
 from aispend_pipeline.errors import SourcePayloadError
 
@@ -39,7 +43,6 @@ class OpenAICostsClient:
             base_url,
             {"Authorization": f"Bearer {admin_key}"},
             credential_setting="OPENAI_ADMIN_KEY",
-            parse_float=str,  # amounts keep their text; money_texts makes them exact in one pass
             **http_options,
         )
         self.rounding_usd: dict[date, Decimal] = {}
@@ -49,16 +52,16 @@ class OpenAICostsClient:
         return self.api.request_count
 
     def daily_costs(self, start: date, end: date) -> list[OpenAICostLine]:
-        """Every cost line of the UTC days [start, end), as records (the pipeline reads the columns)."""
-        columns = self.daily_cost_columns(start, end)
+        """Every cost line of the UTC days [start, end), as records (the pipeline stores the column chunks)."""
         return [
             OpenAICostLine(day, project, item, Decimal(amount), None if quantity is None else Decimal(quantity), unit)
-            for day, project, item, amount, quantity, unit in zip(*columns.values(), strict=True)
+            for chunk in self.daily_cost_chunks(start, end)
+            for day, project, item, amount, quantity, unit in zip(*chunk.values(), strict=True)
         ]
 
-    def daily_cost_columns(self, start: date, end: date) -> dict[str, list[Any]]:
-        """The cost lines of the UTC days [start, end) as columns named like `OpenAICostLine`'s fields, money
-        as exact text, in as few requests as the page size allows (no object per line).
+    def daily_cost_chunks(self, start: date, end: date) -> Iterator[Columns]:
+        """The cost lines of the UTC days [start, end) as column chunks named like `OpenAICostLine`'s fields,
+        money as exact text, in as few requests as the page size allows (no object per line).
 
         Every day must have its bucket; a bucket repeated across pages is merged, not counted twice.
         """
@@ -69,50 +72,81 @@ class OpenAICostsClient:
             "group_by[]": ["project_id", "line_item"],
             "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
         }
-        return fetch_daily_buckets(self.api, "/organization/costs", params, _day, start, end, self._columns)
+        reader = BucketReader(_Bucket, _day, self._fast, self._slow)
+        return iter_daily_bucket_columns(self.api, "/organization/costs", params, reader, start, end)
 
-    def _columns(self, days: list[tuple[date, list[Any]]]) -> dict[str, list[Any]]:
-        usage_dates: list[date] = []
+    def _fast(self, day: date, results: list[_Result]) -> Columns | None:
+        amounts = [r.amount for r in results]
+        if any(a is None or a.currency != "usd" or a.value is None for a in amounts):
+            return None  # the field-by-field path names the problem (or accepts "USD")
+        return self._money_columns(
+            day,
+            [r.project_id for r in results],
+            [r.line_item for r in results],
+            [a.value for a in amounts],  # type: ignore[union-attr]
+            [r.quantity for r in results],
+            [r.quantity_unit for r in results],
+        )
+
+    def _slow(self, day: date, results: list[dict[str, Any]]) -> Columns:
         projects, items, amounts, quantities, units = [], [], [], [], []
-        for day, results in days:
-            for result in results:
-                amount = result.get("amount")
-                if not isinstance(amount, dict):
-                    raise SourcePayloadError(
-                        SOURCE, f"field 'amount' is {amount!r}, expected an object with a value", day
-                    )
-                currency = amount.get("currency")
-                if currency != "usd" and str(currency or "").lower() != "usd":
-                    raise SourcePayloadError(
-                        SOURCE, f"field 'amount.currency' is {str(currency or '').lower()!r}, expected 'usd'", day
-                    )
-                if "value" not in amount:
-                    raise SourcePayloadError(SOURCE, "field 'amount.value' is missing", day)
-                usage_dates.append(day)
-                projects.append(result.get("project_id"))
-                items.append(result.get("line_item"))
-                amounts.append(amount["value"])
-                quantities.append(result.get("quantity"))
-                units.append(result.get("quantity_unit"))
+        for result in results:
+            amount = result.get("amount")
+            if not isinstance(amount, dict):
+                raise SourcePayloadError(SOURCE, f"field 'amount' is {amount!r}, expected an object with a value", day)
+            currency = amount.get("currency")
+            if currency != "usd" and str(currency or "").lower() != "usd":
+                raise SourcePayloadError(
+                    SOURCE, f"field 'amount.currency' is {str(currency or '').lower()!r}, expected 'usd'", day
+                )
+            if "value" not in amount:
+                raise SourcePayloadError(SOURCE, "field 'amount.value' is missing", day)
+            projects.append(result.get("project_id"))
+            items.append(result.get("line_item"))
+            amounts.append(amount["value"])
+            quantities.append(result.get("quantity"))
+            units.append(result.get("quantity_unit"))
+        return self._money_columns(day, projects, items, amounts, quantities, units)
+
+    def _money_columns(
+        self, day: date, projects: list, items: list, amounts: list, quantities: list, units: list
+    ) -> Columns:
         try:
             amount_texts, rounding = money_texts(amounts)
         except MoneyValueError as exc:
-            raise SourcePayloadError(SOURCE, f"field 'amount.value': {exc}", usage_dates[exc.index]) from None
-        for index, rounded in rounding.items():
-            day = usage_dates[index]
-            self.rounding_usd[day] = self.rounding_usd.get(day, Decimal(0)) + rounded
+            raise SourcePayloadError(SOURCE, f"field 'amount.value': {exc}", day) from None
+        if rounding:
+            self.rounding_usd[day] = self.rounding_usd.get(day, Decimal(0)) + sum(rounding.values(), Decimal(0))
         try:
             quantity_texts = money_texts(quantities, optional=True)[0]
         except MoneyValueError as exc:
-            raise SourcePayloadError(SOURCE, f"field 'quantity': {exc}", usage_dates[exc.index]) from None
+            raise SourcePayloadError(SOURCE, f"field 'quantity': {exc}", day) from None
         return {
-            "usage_date": usage_dates,
+            "usage_date": [day] * len(amounts),
             "project_id": projects,
             "line_item": items,
             "amount_usd": amount_texts,
             "quantity": quantity_texts,
             "quantity_unit": units,
         }
+
+
+class _Amount(msgspec.Struct):
+    value: Decimal | None = None
+    currency: str | None = None
+
+
+class _Result(msgspec.Struct):
+    amount: _Amount | None = None
+    project_id: str | None = None
+    line_item: str | None = None
+    quantity: Decimal | None = None
+    quantity_unit: str | None = None
+
+
+class _Bucket(msgspec.Struct):
+    start_time: int
+    results: list[_Result] | None = None
 
 
 def _unix(day: date) -> int:

@@ -8,12 +8,15 @@ and may be absent on older data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
-from aispend_pipeline.core.http import ApiClient, fetch_daily_buckets
-from aispend_pipeline.core.tokens import token_count
+import msgspec
+
+from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
+from aispend_pipeline.core.tokens import record_columns, token_columns, token_count
 from aispend_pipeline.sources.openai.client import DEFAULT_BASE_URL, SOURCE, _day, _unix
 
 PATH = "/organization/usage/completions"
@@ -48,7 +51,15 @@ class OpenAIUsageClient:
         return self.api.request_count
 
     def daily_usage(self, start: date, end: date) -> list[OpenAIUsageLine]:
-        """Completions tokens of the UTC days [start, end) per project and model, 31 days per request at most."""
+        """Completions tokens of the UTC days [start, end) per project and model, as records."""
+        return [
+            OpenAIUsageLine(*row)
+            for chunk in self.daily_usage_chunks(start, end)
+            for row in zip(*chunk.values(), strict=True)
+        ]
+
+    def daily_usage_chunks(self, start: date, end: date) -> Iterator[Columns]:
+        """The same as column chunks named like `OpenAIUsageLine`'s fields, 31 days per request at most."""
         params: dict[str, Any] = {
             "start_time": _unix(start),
             "end_time": _unix(end),
@@ -56,15 +67,38 @@ class OpenAIUsageClient:
             "group_by[]": ["project_id", "model"],
             "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
         }
-        return fetch_daily_buckets(
-            self.api,
-            PATH,
-            params,
-            _day,
-            start,
-            end,
-            lambda days: [_line(day, result) for day, results in days for result in results],
-        )
+        reader = BucketReader(_Bucket, _day, _fast, _slow)
+        return iter_daily_bucket_columns(self.api, PATH, params, reader, start, end)
+
+
+FIELDS = tuple(f.name for f in fields(OpenAIUsageLine))
+
+
+class _Result(msgspec.Struct):
+    project_id: str | None = None
+    model: str | None = None
+    input_tokens: int | None = None
+    input_cached_tokens: int | None = None
+    input_cache_write_tokens: int | None = None
+    input_uncached_tokens: int | None = None
+    output_tokens: int | None = None
+    num_model_requests: int | None = None
+
+
+class _Bucket(msgspec.Struct):
+    start_time: int
+    results: list[_Result] | None = None
+
+
+def _fast(day: date, results: list[_Result]) -> Columns | None:
+    columns = token_columns(
+        results, ("project_id", "model"), FIELDS[3:], ("input_tokens", "output_tokens"), ("num_model_requests",)
+    )
+    return None if columns is None else {"usage_date": [day] * len(results), **columns}
+
+
+def _slow(day: date, results: list[dict[str, Any]]) -> Columns:
+    return record_columns([_line(day, result) for result in results], FIELDS)
 
 
 def _line(day: date, result: dict[str, Any]) -> OpenAIUsageLine:

@@ -72,6 +72,7 @@ class OpenRouterResource(AdminKeySourceResource):
     raw_table = RAW_TABLE
     key_columns = KEY_COLUMNS
     base_url: str = DEFAULT_BASE_URL
+    streams = False  # one small answer: a frame
 
     def pull(self, start: date, end: date) -> RawPull:
         client = OpenRouterActivityClient(self.admin_key or "", self.base_url)

@@ -1,0 +1,105 @@
+"""A source's pulled rows on their way into the run's copy: staged chunk by chunk, numbered, checked in SQL.
+
+A pull runs in its own thread with its own cursor on the run's working copy. Its client hands over
+column chunks (one page at a time, see `core.http.iter_daily_bucket_columns`) or, for sources whose
+answers are small, one pandas frame; each chunk is appended to `incoming.<table>` as it arrives, so no
+whole-range frame is ever held in memory. `finish` then numbers lines that share every key column
+(`line_ordinal`, in arrival order, so identical lines stay distinct) and checks the rows against the
+raw table's rules in SQL (`schemas.validation.validate_stored`). `store_pull` copies the staged rows
+into the raw table; the `incoming` schema is dropped before the copy is published.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from aispend_pipeline.schemas.table import Table
+from aispend_pipeline.schemas.validation import validate_stored
+
+SCHEMA = "incoming"
+ORDER_COLUMN = "arrival"  # the line's position in the pull, for `line_ordinal`
+_chunk_names = itertools.count()
+
+
+def staged_name(table: Table) -> str:
+    return f"{SCHEMA}.{table.schema}__{table.name}"
+
+
+class Staging:
+    """The staged rows of one source's pull (created in the run's thread, filled in the pull's)."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, source: str, tables: Sequence[Table]) -> None:
+        self.source = source
+        self.tables = {t.qualified_name: t for t in tables}
+        self.key_columns: dict[str, tuple[str, ...] | None] = {}
+        self.arrived: dict[str, int] = dict.fromkeys(self.tables, 0)
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        for table in tables:
+            columns = ", ".join(
+                f"{c.name} {'VARCHAR' if c.is_decimal else c.sql_type}"  # money stays text until checked
+                for c in table.columns
+            )
+            connection.execute(f"CREATE OR REPLACE TABLE {staged_name(table)} ({columns}, {ORDER_COLUMN} BIGINT)")
+        self.connection = connection.cursor()  # the pull thread's own connection to the same file
+
+    def append(
+        self, table: Table, rows: Mapping[str, Sequence[Any]] | pd.DataFrame, key_columns: tuple[str, ...] | None
+    ) -> None:
+        """Stage a chunk of `table`'s rows (columns named like the table's). With `key_columns`, `finish`
+        numbers the lines; without, the rows carry their own `line_ordinal`."""
+        name = table.qualified_name
+        self.key_columns[name] = key_columns
+        frame = rows if isinstance(rows, pd.DataFrame) else _object_frame(rows)
+        if not len(frame):
+            return
+        frame = frame.assign(**{ORDER_COLUMN: np.arange(self.arrived[name], self.arrived[name] + len(frame))})
+        self.arrived[name] += len(frame)
+        chunk = f"staged_chunk_{next(_chunk_names)}"
+        self.connection.register(chunk, frame)
+        try:
+            self.connection.execute(f"INSERT INTO {staged_name(table)} BY NAME SELECT * FROM {chunk}")
+        finally:
+            self.connection.unregister(chunk)
+
+    def finish(self) -> dict[str, int]:
+        """Number the lines and check the staged tables; return the rows per table (qualified name).
+
+        The first table (the source's raw table) always counts, rows or not; a companion table only when
+        the pull handed it rows (even none), so that a pull without it leaves its stored days alone.
+        """
+        rows = {}
+        first = next(iter(self.tables))
+        for name, table in self.tables.items():
+            if name != first and name not in self.key_columns:
+                continue
+            staged = staged_name(table)
+            keys = self.key_columns.get(name)
+            if keys:
+                others = ", ".join(c for c in table.column_names if c != "line_ordinal")
+                self.connection.execute(
+                    f"CREATE OR REPLACE TABLE {staged}__numbered AS SELECT {others}, "
+                    f"row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY {ORDER_COLUMN}) - 1 AS line_ordinal "
+                    f"FROM {staged}"
+                )
+                self.connection.execute(f"DROP TABLE {staged}")
+                self.connection.execute(f"ALTER TABLE {staged}__numbered RENAME TO {staged.split('.', 1)[1]}")
+            else:
+                self.connection.execute(f"ALTER TABLE {staged} DROP COLUMN {ORDER_COLUMN}")
+            rows[name] = validate_stored(self.connection, table, staged, self.source)
+        return rows
+
+    def drop(self) -> None:
+        for table in self.tables.values():
+            self.connection.execute(f"DROP TABLE IF EXISTS {staged_name(table)}")
+        self.connection.close()
+
+
+def _object_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """Columns as object columns, so that None stays NULL (never NaN) and ints stay ints for DuckDB."""
+    return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in columns.items()})
