@@ -3,21 +3,28 @@
 Every series (one team on one provider) is scored on the log scale, `y = log1p(cost)`, using only the
 days before the scored day:
 
-- level `m`: the median of `y` over the trailing `window_days`, or over the last `shift_window_days` once
-  those differ by more than `level_shift_ratio` (a lasting level shift is absorbed in about four days,
-  after one alert, instead of two weeks);
+- level `m`: the median of `y` over the trailing `window_days`. A shift is found when the median of the
+  last `shift_window_days` differs from it by more than `level_shift_ratio` and lies outside the
+  `shift_quantile` range of the days before them (a week of zeros on a series with many zero days is its
+  usual range, not a shift). From a shift on, the level is the median of only the days since it (7, 14,
+  28 days, then the long median again): a lasting shift is absorbed after one alert and does not alert a
+  second time when the long median, still half old days, takes over;
 - weekday offset `o`: the median of `y - m` over the last `weekday_weeks` weeks of Mon-Fri days or of
   Sat-Sun days (weekend dips of developer tools are expected, not anomalous). Pooled offsets are about
   twice as steady as one per weekday on a noisy series; a weekday whose own offset is more than
   `weekday_z` standard errors from the pooled one keeps its own (a Saturday unlike Sunday);
-- spread: 1.4826 x the median absolute de-seasonalised residual over `spread_days`, floored at
+- spread: the rms of the de-seasonalised deviations over `spread_days`, each clipped at `spread_clip`
+  robust sigmas (1.4826 x MAD) and rescaled to sigma. As robust to a past spike as the MAD, and about
+  1.5x steadier: series whose spread came out low by chance caused most false alerts. Floored at
   `min_scale` (about 10%) so a flat series does not turn every cent into a spike;
 - `score = (y - m - o) / spread`. A day is a spike when the score exceeds `score_threshold` AND its
-  impact (cost - expected) is at least `min_impact_usd` AND at least `min_impact_pct` of expected:
-  a $3 -> $9 jump on a tiny series is not worth anyone's attention. Two days in a row above
-  `sustained_threshold` (and the floor) also flag: a level shift on a noisy series shows on its second day.
-  So does a two-day sum, `(score[t-1] + score[t]) / sqrt(2) > pair_threshold`, with both days' impact
-  above the floor: a rise spread over two days that neither day shows alone.
+  impact (cost - expected) is at least `min_impact_usd` AND at least `min_impact_pct` of expected (and,
+  below `small_floor_usd` expected, `min_impact_usd x sqrt(small_floor_usd / expected)`: a series of a
+  few dollars jumps several-fold by itself). A $3 -> $9 jump on a tiny series is not worth anyone's
+  attention. Two days in a row above `sustained_threshold` (and the floor) also flag. So does a two-day
+  sum of deviations over its own spread (`pair_own_spread`; days are correlated when a level lags a
+  growing series) above `pair_threshold`, with both days' impact above the floor: a rise spread over two
+  days that neither day shows alone.
 
 A series with fewer than `min_history_days` days is not flagged (status `insufficient_history`). A
 team's first material spend on a provider (no day of `new_spend_min_usd` or more in the trailing
