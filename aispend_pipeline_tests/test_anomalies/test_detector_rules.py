@@ -36,7 +36,7 @@ def test_a_rise_over_two_days_flags_on_the_second_day_by_the_summed_score():
     params = DetectorParams()
     cost = matrix({}, noise=0.2)
     day = 120
-    set_score(cost, day, 3.5, params)  # under the one-day threshold (3.75)
+    set_score(cost, day, 3.3, params)  # under the one-day threshold (3.5)
     set_score(cost, day + 1, 2.0, params)  # under the two-days-in-a-row threshold (2.5)
     with_sum = scores(cost, params)
     without = scores(cost, replace(params, pair_threshold=0))
