@@ -92,7 +92,7 @@ def unallocated_warn_share(env: Mapping[str, str] | None = None) -> Decimal:
 
 # Detector parameters a user may override: setting -> (DetectorParams field, smallest allowed, example).
 ANOMALY_SETTINGS: dict[str, tuple[str, float, str]] = {
-    "AISPEND_ANOMALY_SCORE_THRESHOLD": ("score_threshold", 0.5, "3.75"),
+    "AISPEND_ANOMALY_SCORE_THRESHOLD": ("score_threshold", 0.5, "3.5"),
     "AISPEND_ANOMALY_MIN_IMPACT_USD": ("min_impact_usd", 0.0, "10"),
     "AISPEND_ANOMALY_MIN_IMPACT_PCT": ("min_impact_pct", 0.0, "0.2"),
 }

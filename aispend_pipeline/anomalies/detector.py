@@ -3,21 +3,28 @@
 Every series (one team on one provider) is scored on the log scale, `y = log1p(cost)`, using only the
 days before the scored day:
 
-- level `m`: the median of `y` over the trailing `window_days`, or over the last `shift_window_days` once
-  those differ by more than `level_shift_ratio` (a lasting level shift is absorbed in about four days,
-  after one alert, instead of two weeks);
+- level `m`: the median of `y` over the trailing `window_days`. A shift is found when the median of the
+  last `shift_window_days` differs from it by more than `level_shift_ratio` and lies outside the
+  `shift_quantile` range of the days before them (a week of zeros on a series with many zero days is its
+  usual range, not a shift). From a shift on, the level is the median of only the days since it (7, 14,
+  28 days, then the long median again): a lasting shift is absorbed after one alert and does not alert a
+  second time when the long median, still half old days, takes over;
 - weekday offset `o`: the median of `y - m` over the last `weekday_weeks` weeks of Mon-Fri days or of
   Sat-Sun days (weekend dips of developer tools are expected, not anomalous). Pooled offsets are about
   twice as steady as one per weekday on a noisy series; a weekday whose own offset is more than
   `weekday_z` standard errors from the pooled one keeps its own (a Saturday unlike Sunday);
-- spread: 1.4826 x the median absolute de-seasonalised residual over `spread_days`, floored at
+- spread: the rms of the de-seasonalised deviations over `spread_days`, each clipped at `spread_clip`
+  robust sigmas (1.4826 x MAD) and rescaled to sigma. As robust to a past spike as the MAD, and about
+  1.5x steadier: series whose spread came out low by chance caused most false alerts. Floored at
   `min_scale` (about 10%) so a flat series does not turn every cent into a spike;
 - `score = (y - m - o) / spread`. A day is a spike when the score exceeds `score_threshold` AND its
-  impact (cost - expected) is at least `min_impact_usd` AND at least `min_impact_pct` of expected:
-  a $3 -> $9 jump on a tiny series is not worth anyone's attention. Two days in a row above
-  `sustained_threshold` (and the floor) also flag: a level shift on a noisy series shows on its second day.
-  So does a two-day sum, `(score[t-1] + score[t]) / sqrt(2) > pair_threshold`, with both days' impact
-  above the floor: a rise spread over two days that neither day shows alone.
+  impact (cost - expected) is at least `min_impact_usd` AND at least `min_impact_pct` of expected (and,
+  below `small_floor_usd` expected, `min_impact_usd x sqrt(small_floor_usd / expected)`: a series of a
+  few dollars jumps several-fold by itself). A $3 -> $9 jump on a tiny series is not worth anyone's
+  attention. Two days in a row above `sustained_threshold` (and the floor) also flag. So does a two-day
+  sum of deviations over its own spread (`pair_own_spread`; days are correlated when a level lags a
+  growing series) above `pair_threshold`, with both days' impact above the floor: a rise spread over two
+  days that neither day shows alone.
 
 A series with fewer than `min_history_days` days is not flagged (status `insufficient_history`). A
 team's first material spend on a provider (no day of `new_spend_min_usd` or more in the trailing
@@ -30,13 +37,14 @@ Everything is vectorised over a (days x series) matrix with pandas rolling windo
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
 METHOD = "log_median_weekday"
-DETECTOR_VERSION = "1"
+DETECTOR_VERSION = "2"
 MAD_TO_SIGMA = 1.4826
 MEDIAN_SE = 1.2533  # the standard error of a median of n normal values is 1.2533 sigma / sqrt(n)
 
@@ -50,10 +58,10 @@ class DetectorParams:
     """Every parameter of the detector, in one place (settings `AISPEND_ANOMALY_*` override some)."""
 
     window_days: int = 56  # trailing days of the level median (and of 'new spend')
-    spread_days: int = 56  # trailing days of the spread (longer: a steadier estimate, fewer false alerts)
+    spread_days: int = 84  # trailing days of the spread (longer: a steadier estimate, fewer false alerts)
     weekday_weeks: int = 8  # same weekdays in the weekday offset
     min_history_days: int = 14  # fewer days of history: status insufficient_history, never a flag
-    score_threshold: float = 3.75  # robust z-score on the log scale
+    score_threshold: float = 3.5  # robust z-score on the log scale
     min_scale: float = 0.1  # floor of the spread (about 10%), for flat series
     min_impact_usd: float = 10.0  # a flag needs cost - expected >= this ...
     min_impact_pct: float = 0.2  # ... and >= this share of expected
@@ -64,12 +72,20 @@ class DetectorParams:
     level_shift_ratio: float = 1.5  # ... differs from the long median by this factor (0: never)
     weekend_offsets: bool = True  # one offset for Mon-Fri, one for Sat-Sun (False: one per weekday) ...
     weekday_z: float = 3.0  # ... unless a weekday's own offset is this many standard errors away from it
-    pair_threshold: float = 3.75  # two-day sum: (score[t-1] + score[t]) / sqrt(2) above this also flags (0: off)
+    pair_threshold: float = 3.1  # two-day sum: (score[t-1] + score[t]) / sqrt(2) above this also flags (0: off)
+    shift_quantile: float = 0.1  # ... and the recent median outside these quantiles of the days before (0: off)
+    regime_windows: bool = True  # after a shift, the level median reads only days since it: 7, 14, 28, then 56
+    spread_clip: float = 2.5  # spread: rms of deviations clipped at this many MAD sigmas (0: the MAD alone)
+    pair_own_spread: bool = True  # the two-day sum over its own spread (False: sqrt(2) x the daily one)
+    small_floor_usd: float = 10.0  # below this expected cost the dollar floor grows as sqrt(it / expected) (0: off)
 
     @property
     def history_days_needed(self) -> int:
-        """Days before a scored day that its statistics can reach (level, offsets, then the spread)."""
-        return self.spread_days + self.window_days + 7 * self.weekday_weeks + 7
+        """Days before a scored day that its statistics can reach.
+
+        The level reaches two windows back (a shift's start, then the medians that found it), the offsets
+        their weeks plus a spread, and the clipped spreads two spreads (the MAD that clips, then the rms)."""
+        return 2 * self.window_days + 7 * self.weekday_weeks + 7 + 3 * self.spread_days + 1
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -90,10 +106,55 @@ class Scores:
     below_floor: pd.DataFrame  # unusual by score, but the impact is below the floor
 
 
-def _trailing(frame: pd.DataFrame, days: int, how: str) -> pd.DataFrame:
+def _trailing(frame: pd.DataFrame, days: int, how: str, *args: float) -> pd.DataFrame:
     """The statistic over the `days` days before each day (the day itself excluded)."""
     rolling = frame.rolling(days, min_periods=1)
-    return getattr(rolling, how)().shift(1)
+    return getattr(rolling, how)(*args).shift(1)
+
+
+def _level(y: pd.DataFrame, p: DetectorParams) -> pd.DataFrame:
+    """The trailing median level, or a recent one after a lasting shift."""
+    level = _trailing(y, p.window_days, "median")
+    if p.level_shift_ratio <= 1:
+        return level
+    recent = _trailing(y, p.shift_window_days, "median")
+    gap = (recent - level).abs()
+    shifted = gap > np.log(p.level_shift_ratio)
+    if p.shift_quantile > 0:  # and the recent median is outside the long window's usual range
+        earlier = y.shift(p.shift_window_days)  # the days before the recent ones
+        before = p.window_days - p.shift_window_days
+        high = _trailing(earlier, before, "quantile", 1 - p.shift_quantile)
+        low = _trailing(earlier, before, "quantile", p.shift_quantile)
+        shifted &= (recent > high) | (recent < low)
+    if not p.regime_windows:
+        return level.mask(shifted, recent)
+    starts = shifted & ~shifted.shift(1, fill_value=False)
+    day = pd.DataFrame(np.broadcast_to(np.arange(len(y), dtype=float)[:, None], y.shape), y.index, y.columns)
+    age = day - day.where(starts).ffill(limit=p.window_days)
+    windows = [p.shift_window_days]
+    while 2 * windows[-1] < p.window_days:
+        windows.append(2 * windows[-1])
+    reach = age + p.shift_window_days  # days since the shift (it shows in the recent median about 4 days in)
+    out = level
+    for shortest, longer in zip(windows, [*windows[1:], p.window_days], strict=True):
+        median = recent if shortest == p.shift_window_days else _trailing(y, shortest, "median")
+        out = out.mask((reach >= shortest) & (reach < longer), median)  # the longest window since the shift
+    return out
+
+
+def _spread(deviation: pd.DataFrame, p: DetectorParams, smallest: float | None = None) -> pd.DataFrame:
+    """The robust spread of the de-seasonalised deviations, floored at `min_scale`."""
+    smallest = p.min_scale if smallest is None else smallest
+    mad = _trailing(deviation.abs(), p.spread_days, "median") * MAD_TO_SIGMA
+    scale = mad.fillna(smallest).clip(lower=smallest)
+    if p.spread_clip <= 0:
+        return scale
+    c = p.spread_clip
+    phi, tail = np.exp(-c * c / 2) / np.sqrt(2 * np.pi), 0.5 * math.erfc(c / np.sqrt(2))
+    clipped_mean_square = (1 - 2 * tail) - 2 * c * phi + 2 * c * c * tail  # E[min(z^2, c^2)] for normal z
+    clipped = deviation.clip(lower=-c * scale, upper=c * scale) ** 2
+    rms = np.sqrt(_trailing(clipped, p.spread_days, "mean") / clipped_mean_square)
+    return rms.fillna(smallest).clip(lower=smallest)
 
 
 def _offsets(residual: pd.DataFrame, p: DetectorParams, groups: list[list[int]]) -> pd.DataFrame:
@@ -123,10 +184,7 @@ def score_matrix(
     p = params
     active = active.astype(bool)
     y = np.log1p(cost.clip(lower=0)).where(active)
-    level = _trailing(y, p.window_days, "median")
-    if p.level_shift_ratio > 1:  # a lasting change of level becomes the new normal within days
-        recent = _trailing(y, p.shift_window_days, "median")
-        level = level.mask((recent - level).abs() > np.log(p.level_shift_ratio), recent)
+    level = _level(y, p)
     residual = y - level
     offset = _offsets(residual, p, [[d] for d in range(7)])
     if p.weekend_offsets:  # pooled offsets are steadier; a weekday that really differs keeps its own
@@ -136,8 +194,7 @@ def score_matrix(
         offset = pooled.where((offset - pooled).abs() <= p.weekday_z * standard_error, offset)
     expected_log = level + offset.fillna(0.0)
     deviation = y - expected_log
-    spread = _trailing(deviation.abs(), p.spread_days, "median") * MAD_TO_SIGMA
-    scale = spread.fillna(p.min_scale).clip(lower=p.min_scale)
+    scale = _spread(deviation, p)
     score = deviation / scale
 
     expected = np.expm1(expected_log).clip(lower=0.0)
@@ -145,6 +202,8 @@ def score_matrix(
     lower = np.expm1(expected_log - p.score_threshold * scale).clip(lower=0.0)
     impact = cost - expected
     floor = np.maximum(p.min_impact_usd, p.min_impact_pct * expected)
+    if p.small_floor_usd > 0:
+        floor = np.maximum(floor, p.min_impact_usd * np.sqrt(p.small_floor_usd / expected.clip(lower=0.01)))
     history = _trailing(active.astype(float), p.window_days, "sum").fillna(0.0)
     enough = history >= p.min_history_days
 
@@ -155,7 +214,11 @@ def score_matrix(
         raised = enough & material & (score > p.sustained_threshold)
         spike = spike | (raised & raised.shift(1, fill_value=False))
     if p.pair_threshold > 0:
-        pair = (score + score.shift(1)) / np.sqrt(2)
+        if p.pair_own_spread:  # the two-day sum scored against its own spread (catches correlated days)
+            two_days = deviation + deviation.shift(1)
+            pair = two_days / _spread(two_days, p, np.sqrt(2) * p.min_scale)
+        else:
+            pair = (score + score.shift(1)) / np.sqrt(2)
         two_day_impact = impact + impact.shift(1)
         spike = spike | (enough & material & (score > 0) & (pair > p.pair_threshold) & (two_day_impact >= 2 * floor))
     drop = enough & (score < -p.score_threshold) & (-impact >= floor) & (p.direction == "both")

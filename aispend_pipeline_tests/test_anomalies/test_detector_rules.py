@@ -36,7 +36,7 @@ def test_a_rise_over_two_days_flags_on_the_second_day_by_the_summed_score():
     params = DetectorParams()
     cost = matrix({}, noise=0.2)
     day = 120
-    set_score(cost, day, 3.5, params)  # under the one-day threshold (3.75)
+    set_score(cost, day, 3.3, params)  # under the one-day threshold (3.5)
     set_score(cost, day + 1, 2.0, params)  # under the two-days-in-a-row threshold (2.5)
     with_sum = scores(cost, params)
     without = scores(cost, replace(params, pair_threshold=0))
@@ -68,3 +68,65 @@ def test_pooled_offsets_are_steadier_on_a_noisy_series_than_one_per_weekday():
     weekdays = cost.index.weekday[70:] < 5
     # the true weekday expectation is flat: pooled estimates of Mon-Fri scatter less around it
     assert np.log(pooled[weekdays]).diff().abs().mean() < np.log(own[weekdays]).diff().abs().mean()
+
+
+def test_after_a_level_shift_the_level_reads_only_the_new_days_so_no_second_alert_comes_weeks_later():
+    cost = matrix({}, noise=0.08, seed=4)
+    cost.iloc[60:, 0] *= 2.5
+    params = DetectorParams()
+    flagged = np.flatnonzero(scores(cost, params).is_anomaly["s"].iloc[20:].to_numpy()) + 20
+    assert flagged.min() == 60 and flagged.max() <= 66, "one alert, absorbed within days"
+    # back on the long median while it still lags the new level (by up to 1.5x): a second alert
+    late = np.flatnonzero(scores(cost, replace(params, regime_windows=False)).is_anomaly["s"].iloc[20:].to_numpy())
+    assert late.max() + 20 > 75
+
+
+def test_a_tiny_series_with_zero_days_keeps_its_level_when_a_week_has_many_zeros():
+    rng = np.random.default_rng(1)
+    index = pd.date_range("2026-01-05", periods=DAYS, freq="D")
+    values = 3.0 * rng.lognormal(0, 0.3, DAYS) * (rng.random(DAYS) >= 0.3)
+    values[100:104] = 0.0  # four quiet days: the 7-day median is 0, but so is a third of the days before
+    cost = pd.DataFrame({"s": values}, index=index)
+    params = DetectorParams()
+    assert scores(cost, params).expected["s"].iloc[104:110].min() > 1.0
+    assert scores(cost, replace(params, shift_quantile=0)).expected["s"].iloc[104:110].min() < 0.5
+
+
+def test_the_clipped_spread_is_steadier_than_the_mad_alone():
+    index = pd.date_range("2026-01-05", periods=DAYS, freq="D")
+    rng = np.random.default_rng(2)
+    cost = pd.DataFrame(100.0 * rng.lognormal(0, 0.3, (DAYS, 200)), index=index)
+    active = pd.DataFrame(True, index=index, columns=cost.columns)
+
+    def spread(params: DetectorParams) -> np.ndarray:
+        result = score_matrix(cost, active, params)  # the bounds are expected x exp(+-threshold x spread)
+        return (np.log1p(result.upper) - np.log1p(result.expected)).iloc[-1].to_numpy() / params.score_threshold
+
+    clipped, mad = spread(DetectorParams()), spread(DetectorParams(spread_clip=0))
+    assert np.std(clipped) < 0.8 * np.std(mad)
+    assert abs(np.median(clipped) / 0.3 - 1) < 0.1, "and still the noise level"
+
+
+def test_the_two_day_sum_is_scored_against_its_own_spread_on_a_series_whose_days_move_together():
+    index = pd.date_range("2026-01-05", periods=DAYS, freq="D")
+    rng = np.random.default_rng(3)
+    noise = np.zeros((DAYS, 200))
+    for day in range(1, DAYS):  # AR(1): a high day is usually followed by another one
+        noise[day] = 0.7 * noise[day - 1] + rng.normal(0, 0.15, 200)
+    cost = pd.DataFrame(100.0 * np.exp(noise), index=index)
+    active = pd.DataFrame(True, index=index, columns=cost.columns)
+    params = replace(DetectorParams(), score_threshold=99.0, sustained_threshold=0)  # the two-day sum alone
+    own = score_matrix(cost, active, params).is_anomaly.iloc[60:].to_numpy().sum()
+    daily = score_matrix(cost, active, replace(params, pair_own_spread=False)).is_anomaly.iloc[60:].to_numpy().sum()
+    assert own < daily / 3
+
+
+def test_the_dollar_floor_grows_on_a_series_of_a_few_dollars():
+    cost = matrix({}, noise=0.1)
+    cost.iloc[:, 0] /= 50  # about $2 a day
+    cost.iloc[120, 0] = 20.0  # +$18: above the plain $10 floor, but on a $2 series
+    cost.iloc[130, 0] = 60.0  # +$58 is still flagged
+    params = DetectorParams()
+    flagged = np.flatnonzero(scores(cost, params).is_anomaly["s"].to_numpy())
+    assert list(flagged) == [130]
+    assert 120 in np.flatnonzero(scores(cost, replace(params, small_floor_usd=0)).is_anomaly["s"].to_numpy())
