@@ -8,6 +8,7 @@ Dagster starts, the run itself checks again for scheduled runs) and names each p
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -19,6 +20,8 @@ from aispend_pipeline.anomalies.detector import DetectorParams
 from aispend_pipeline.errors import AispendError
 
 DEFAULT_DUCKDB_PATH = "data/aispend.duckdb"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT_PATTERN = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*", re.IGNORECASE)
 DEFAULT_SEEDS_DIR = "seeds"
 DEFAULT_RESTATEMENT_DAYS = 3
 DEFAULT_ALERT_LOOKBACK_DAYS = 3
@@ -153,6 +156,9 @@ def settings_problems(env: Mapping[str, str] | None = None) -> list[str]:
     problem = _unwritable(database)
     if problem:
         problems.append(f"AISPEND_DUCKDB_PATH {database.resolve()}: {problem}")
+    limit = env.get("AISPEND_DUCKDB_MEMORY_LIMIT", "")
+    if limit and not MEMORY_LIMIT_PATTERN.fullmatch(limit):
+        problems.append(f"AISPEND_DUCKDB_MEMORY_LIMIT={limit!r} must be a size such as 1GB or 512MB")
     report = env.get("AISPEND_REPORT_PATH", "").strip()
     problem = _unwritable(Path(report), "data/aispend-report.html") if report else None
     if problem:

@@ -58,3 +58,13 @@ def test_a_vendor_with_punctuation_gets_a_slug_the_mapping_accepts() -> None:
     assert vendor_slug("Perplexity.ai") == "perplexity_ai"
     assert vendor_slug("Acme Voice AI") == "acme_voice_ai"
     assert vendor_slug("fal.ai") == "fal"
+
+
+def test_a_bad_duckdb_memory_limit_is_named_before_a_run(tmp_path) -> None:
+    from aispend_pipeline.settings import settings_problems
+
+    env = {"AISPEND_SEEDS_DIR": str(tmp_path), "AISPEND_DUCKDB_PATH": str(tmp_path / "a.duckdb")}
+    assert settings_problems(env | {"AISPEND_DUCKDB_MEMORY_LIMIT": "512MB"}) == []
+    assert settings_problems(env | {"AISPEND_DUCKDB_MEMORY_LIMIT": "lots"}) == [
+        "AISPEND_DUCKDB_MEMORY_LIMIT='lots' must be a size such as 1GB or 512MB"
+    ]

@@ -12,6 +12,7 @@ provider's error text is shortened and scrubbed, never copied verbatim. `iter_cu
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import time
@@ -34,6 +35,7 @@ RETRYABLE_STATUS = frozenset({408, 425, 429})
 USER_AGENT = "aispend-pipeline"
 MAX_PAGES = 10_000
 ERROR_TEXT_LIMIT = 160
+BODY_READ_BYTES = 1 << 20
 
 
 def is_retryable(status: int) -> bool:
@@ -87,13 +89,17 @@ class ApiClient:
         """GET `base_url + path` and return its JSON, numbers parsed as `Decimal`/`int` (or `parse_float`)."""
         return self.request("GET", path, params=params)[0]
 
-    def get_bytes(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
+    def get_bytes(self, path: str, params: Mapping[str, Any] | None = None) -> memoryview:
         """GET `base_url + path` with retries and the same error handling, and return the body undecoded
-        (for pages decoded straight into typed records, see `iter_cursor_pages`)."""
+        (for pages decoded straight into typed records, see `iter_cursor_pages`). The body is read into
+        one growing buffer, never held twice (a page of a large organisation is hundreds of MB)."""
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        response, attempts = self.send("GET", url, params=params)
+        response, attempts = self.send("GET", url, params=params, stream=True)
         self._check(response, urlsplit(url).path, retries=attempts - 1)
-        return response.content
+        body = io.BytesIO()
+        for piece in response.iter_content(BODY_READ_BYTES):
+            body.write(piece)
+        return body.getbuffer()
 
     def request(
         self,
@@ -114,6 +120,7 @@ class ApiClient:
         path: str,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
+        stream: bool = False,
     ) -> tuple[requests.Response, int]:
         """The shared retry loop: the last response (whatever its status) and the attempts made.
 
@@ -126,7 +133,7 @@ class ApiClient:
             self.request_count += 1
             try:
                 response = self.session.request(
-                    method, url, params=params, json=json_body, timeout=self.timeout_seconds
+                    method, url, params=params, json=json_body, timeout=self.timeout_seconds, stream=stream
                 )
             except requests.RequestException as exc:
                 if attempt > self.max_retries:
@@ -140,6 +147,7 @@ class ApiClient:
             retry = is_retryable(response.status_code) or is_rate_limited(response.status_code, response.headers)
             if retry and attempt <= self.max_retries:
                 asked = self._retry_after(response)
+                response.close()  # a streamed answer's connection goes back to the pool unread
                 self.sleep(self._backoff(attempt) if asked is None else asked)
                 continue
             return response, attempt

@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from aispend_pipeline.settings import DEFAULT_DUCKDB_PATH, DEFAULT_SEEDS_DIR, env_or
+from aispend_pipeline.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, DEFAULT_DUCKDB_PATH, DEFAULT_SEEDS_DIR, env_or
 from aispend_pipeline.sources.registry import SOURCES
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 from aispend_pipeline.warehouse.publish import publishing
@@ -28,10 +28,14 @@ class WarehouseResource(DuckDBResource):
     """
 
     database: str = DEFAULT_DUCKDB_PATH
+    # DuckDB's own cap while a run builds (beyond it, DuckDB spills to `<file>.tmp`): a year's backfill of a
+    # large organisation stays within a small machine's memory (`AISPEND_DUCKDB_MEMORY_LIMIT`).
+    memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
 
     @contextlib.contextmanager
     def publishing(self, run_id: str) -> Iterator[DuckDBWarehouse]:
-        with publishing(self.database, run_id, self.connection_config) as warehouse:
+        config = {"memory_limit": self.memory_limit, **(self.connection_config or {})}
+        with publishing(self.database, run_id, config) as warehouse:
             yield warehouse
 
     def reader(self) -> DuckDBWarehouse:
@@ -55,7 +59,10 @@ class SeedsResource(dg.ConfigurableResource):
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     """The warehouse, the seeds directory and one resource per registered source."""
     return {
-        "warehouse": WarehouseResource(database=env_or("AISPEND_DUCKDB_PATH", DEFAULT_DUCKDB_PATH)),
+        "warehouse": WarehouseResource(
+            database=env_or("AISPEND_DUCKDB_PATH", DEFAULT_DUCKDB_PATH),
+            memory_limit=env_or("AISPEND_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT),
+        ),
         "seeds": SeedsResource(seeds_dir=env_or("AISPEND_SEEDS_DIR", DEFAULT_SEEDS_DIR)),
         **{source.resource_key: source.build_resource() for source in SOURCES},
     }
