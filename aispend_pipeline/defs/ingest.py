@@ -1,7 +1,8 @@
 """Raw pulls: every source fetched for the run's range, concurrently, each failure kept to its source.
 
-A source's client fetches the whole range in as few requests as the provider's page size allows.
-A failing source is reported (source, days, what to check) while the others go on; it stores nothing,
+A source's client fetches the whole range in as few requests as the provider's page size allows; its
+rows are staged in the run's copy as they arrive (`warehouse/staging.py`: page by page for the sources
+whose answers can be large, one checked frame for the others) and checked there in SQL. A failing source is reported (source, days, what to check) while the others go on; it stores nothing,
 so its stored days stay exactly as they were. Only the days the answer covers are replaced.
 """
 
@@ -19,8 +20,9 @@ import dagster as dg
 from aispend_pipeline.core.days import days_between
 from aispend_pipeline.defs.metadata import days_summary, days_text, table_metadata, usd
 from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
-from aispend_pipeline.errors import AispendError, ValidationError
+from aispend_pipeline.errors import AispendError
 from aispend_pipeline.schemas.table import DECIMAL
+from aispend_pipeline.schemas.validation import validate
 from aispend_pipeline.sources.base import RawPull, Source, SourceResource
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 from aispend_pipeline.warehouse.staging import Staging, staged_name
@@ -102,19 +104,13 @@ def _pull_one(source: Source, resource: SourceResource, start: date, end: date, 
 
 
 def _stage_frames(source: Source, pull: RawPull, staging: Staging) -> None:
-    """A frame-returning source's rows (its raw frame and companions, `line_ordinal` included)."""
-    unknown = (
-        [c for c in pull.frame.columns if c not in source.raw_table.column_names] if pull.frame is not None else []
-    )
-    if unknown:
-        raise ValidationError(
-            f"{source.name}: field '{unknown[0]}' is not a column of {source.raw_table.qualified_name}"
-        )
+    """A frame-returning source's rows (its raw frame and companions, `line_ordinal` included), validated
+    with pandera while they are in pandas anyway (such answers are small), then staged."""
     if pull.frame is not None:
-        staging.append(source.raw_table, pull.frame, None)
+        staging.append(source.raw_table, validate(source.raw_table, pull.frame, source.name), None)
     for table in source.companion_tables:
         if table.qualified_name in pull.companions:
-            staging.append(table, pull.companions[table.qualified_name], None)
+            staging.append(table, validate(table, pull.companions[table.qualified_name], source.name), None)
 
 
 def _unexpected(source: Source, exc: Exception) -> str:

@@ -81,7 +81,7 @@ SPECS = [
         )
         for s in SOURCES
     ),
-    _spec(normalise.KEY, LINE_ITEMS.description, "normalise", {"pandas", "duckdb"}, RAW_KEYS, layer="staging"),
+    _spec(normalise.KEY, LINE_ITEMS.description, "normalise", {"sql", "duckdb", "pandera"}, RAW_KEYS, layer="staging"),
     _spec(allocate.KEY, COST_LINE_ITEMS.description, "allocate", {"sql", "duckdb"}, [normalise.KEY], layer="marts"),
     _spec(marts.ROLLUP_KEY, TEAM_DAILY_SPEND.description, "marts", {"sql", "duckdb"}, [allocate.KEY], layer="marts"),
     _spec(

@@ -19,9 +19,10 @@ import pandas as pd
 
 from aispend_pipeline.errors import AispendError
 from aispend_pipeline.schemas.table import Table
-from aispend_pipeline.schemas.validation import validate_stored
+from aispend_pipeline.schemas.validation import validate, validate_stored
 
 LOCK_WAIT_SECONDS = 5.0
+PANDERA_SAMPLE_ROWS = 1_000
 
 
 class DuckDBWarehouse:
@@ -133,6 +134,9 @@ class DuckDBWarehouse:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {incoming} AS {select_sql}", params)
             try:
                 validate_stored(con, table, incoming, source)
+                # The same declaration through pandera on a sample: the two validators must agree.
+                sample = f"SELECT * FROM {incoming} USING SAMPLE reservoir({PANDERA_SAMPLE_ROWS} ROWS) REPEATABLE (7)"
+                validate(table, con.execute(table.exact_select(sample)).df(), source)
                 with _transaction(con, table):
                     _delete_range(con, table, start, end)
                     names = ", ".join(table.column_names)
