@@ -46,6 +46,12 @@ AISPEND = str(Path(sys.executable).with_name("aispend"))
 DAYS = 365
 OPENAI_KEY, ANTHROPIC_KEY = "sk-admin-scale", "sk-ant-admin-scale"
 OPENAI_PATH, ANTHROPIC_PATH = "/v1/organization/costs", "/v1/organizations/cost_report"
+# The token usage endpoints: every day's bucket, with no results (tokens are not what is measured here).
+OPENAI_USAGE_PATH, ANTHROPIC_USAGE_PATH = (
+    "/v1/organization/usage/completions",
+    "/v1/organizations/usage_report/messages",
+)
+USAGE_PAGE = 31
 OPENAI_PAGE, ANTHROPIC_PAGE = 180, 31  # daily buckets per page, the providers' maxima
 OPENAI_ITEMS = (
     ("gpt-4o-2024-08-06, input", 0.25),
@@ -109,7 +115,17 @@ def build_organisation(scale: float, first: date, seed: int = 17) -> Organisatio
             buckets.append(render(day, keys, items, micro))
         org.lines[provider] = count * len(items) * DAYS
         _paginate(org.pages, path, buckets, page_size, provider == "openai")
+    for path, openai in ((OPENAI_USAGE_PATH, True), (ANTHROPIC_USAGE_PATH, False)):
+        _paginate(org.pages, path, [_empty_bucket(day, openai) for day in org.days], USAGE_PAGE, openai)
     return org
+
+
+def _empty_bucket(day: date, openai: bool) -> str:
+    """A day's usage bucket with no results, in the provider's bucket format."""
+    if openai:
+        start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+        return f'{{"object":"bucket","start_time":{start},"end_time":{start + 86400},"results":[]}}'
+    return f'{{"starting_at":"{day}T00:00:00Z","ending_at":"{day + timedelta(days=1)}T00:00:00Z","results":[]}}'
 
 
 def _openai_bucket(day: date, projects: list[str], items: tuple, micro: np.ndarray) -> str:
