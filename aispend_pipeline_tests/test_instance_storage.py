@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from aispend_pipeline.instance import EVENT_BATCH_SIZE, TEMPLATE, ensure_dagster_home
-from aispend_pipeline.instance.storage import BatchedSqliteEventLogStorage
+from aispend_pipeline.instance.storage import RUN_SHARDS_KEPT, BatchedSqliteEventLogStorage
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-08")
 
@@ -182,3 +184,18 @@ def test_a_failed_range_run_leaves_the_same_index_and_partition_status_in_both_e
     assert statuses["batched"]["lines"] == (week, [])
     assert statuses["batched"]["rollup"] == ([], week)
     assert statuses["batched"] == statuses["stock"]
+
+
+def test_the_event_log_keeps_a_few_databases_open_and_lets_go_of_them_before_a_wipe(tmp_path: Path) -> None:
+    storage = BatchedSqliteEventLogStorage(str(tmp_path / "runs"))
+    runs = [f"run-{n}" for n in range(RUN_SHARDS_KEPT + 3)]
+    for run_id in runs:
+        storage.store_event(EventLogEntry(None, "INFO", "hello", run_id, time.time()))  # a log line
+    assert set(storage._engines) == {"index", *runs[-RUN_SHARDS_KEPT:]}  # the oldest run databases closed
+    assert [len(storage.get_logs_for_run(run_id)) for run_id in runs] == [1] * len(runs)  # reopened to read
+    storage.wipe()
+    assert set(storage._engines) <= {"index"}  # the run databases closed (the index is emptied, not removed)
+    assert not (tmp_path / "runs" / f"{runs[-1]}.db").exists()
+    storage.store_event(EventLogEntry(None, "INFO", "again", runs[-1], time.time()))
+    assert [e.user_message for e in storage.get_logs_for_run(runs[-1])] == ["again"]
+    storage.dispose()
