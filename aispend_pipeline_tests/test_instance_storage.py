@@ -14,6 +14,7 @@ import pytest
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._serdes import serialize_value
 
 from aispend_pipeline.instance import EVENT_BATCH_SIZE, TEMPLATE, ensure_dagster_home
 from aispend_pipeline.instance.storage import RUN_SHARDS_KEPT, BatchedSqliteEventLogStorage
@@ -199,3 +200,27 @@ def test_the_event_log_keeps_a_few_databases_open_and_lets_go_of_them_before_a_w
     storage.store_event(EventLogEntry(None, "INFO", "again", runs[-1], time.time()))
     assert [e.user_message for e in storage.get_logs_for_run(runs[-1])] == ["again"]
     storage.dispose()
+
+
+def test_each_partitions_event_is_stored_as_the_stock_serialisation_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
+    home = tmp_path / "home"
+    home.mkdir()
+    home.joinpath("dagster.yaml").write_text(TEMPLATE.read_text())
+    batches: list[EventLogEntry] = []
+    original = BatchedSqliteEventLogStorage.store_event_batch
+    monkeypatch.setattr(
+        BatchedSqliteEventLogStorage, "store_event_batch", lambda self, es: (batches.extend(es), original(self, es))
+    )
+    instance, _, result = run_range(home, monkeypatch)
+    assert result.success
+    storage = instance.event_log_storage
+    assert isinstance(storage, BatchedSqliteEventLogStorage)
+    assert len(storage._templates) >= 6  # planned and materialised events of 3 assets went through the templates
+    con = sqlite3.connect(home / "history" / "runs" / f"{result.run_id}.db")
+    stored = dict(con.execute("SELECT event, partition FROM event_logs WHERE partition IS NOT NULL").fetchall())
+    con.close()
+    assert len(stored) == len([e for e in batches if e.dagster_event and e.dagster_event.partition]) == 42
+    assert set(stored) == {serialize_value(event) for event in batches if event.dagster_event.partition}  # type: ignore[union-attr]

@@ -13,6 +13,7 @@ same as the stock storage's, so the UI, sensors and `dagster` CLI read them unch
 
 from __future__ import annotations
 
+import json
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,13 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from dagster import Field, StringSource
-from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, AssetCheckEvaluationPlanned
+from dagster._core.events import (
+    ASSET_CHECK_EVENTS,
+    ASSET_EVENTS,
+    AssetCheckEvaluationPlanned,
+    AssetMaterializationPlannedData,
+    StepMaterializationData,
+)
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
@@ -31,6 +38,9 @@ from dagster._serdes import ConfigurableClassData, serialize_value
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 
+# Stand-ins for the two fields in which a range run's events of one asset differ (see `_serialize_event`).
+PARTITION_MARK = "aispend-partition-mark-7f3c9a"
+TIMESTAMP_MARK = 1.2345678901234567e-300
 RUN_SHARDS_KEPT = 4  # open run databases kept besides the index (the run being written, a few being read)
 
 
@@ -44,6 +54,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         self._present_tables: set[str] = set()
         self._asset_key_index_cols = False
         self._engines: OrderedDict[str, Engine] = OrderedDict()  # before the stock set-up connects
+        self._templates: dict[tuple[Any, ...], tuple[EventLogEntry, str]] = {}
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
@@ -146,6 +157,40 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             if event.dagster_event_type in ASSET_CHECK_EVENTS:
                 self.store_asset_check_event(event, event_id)
 
+    def _event_to_row(self, event: EventLogEntry) -> dict[str, Any]:
+        """The stock row (`SqlEventLogStorage._event_to_row`), its event text from `_serialize_event`."""
+        dagster_event = event.dagster_event
+        return {
+            "run_id": event.run_id,
+            "event": self._serialize_event(event),
+            "dagster_event_type": dagster_event.event_type_value if dagster_event else None,
+            "timestamp": self._event_insert_timestamp(event),
+            "step_key": dagster_event.step_key if dagster_event else event.step_key,
+            "asset_key": dagster_event.asset_key.to_string() if dagster_event and dagster_event.asset_key else None,
+            "partition": (dagster_event.partition or None) if dagster_event else None,
+        }
+
+    def _serialize_event(self, event: EventLogEntry) -> str:
+        """`serialize_value(event)`, without serialising each partition's copy of the same event anew.
+
+        A range run's materialisation (and planned) events of one asset are one event per partition,
+        equal but for the partition key and the timestamp: the first is serialised with both replaced
+        by marks, and each next one that is equal to it but for those two gets that text with its own
+        values put in. Anything else (a different event, an unexpected shape) is serialised as usual.
+        """
+        marked = _with_marks(event)
+        if marked is None:
+            return serialize_value(event)
+        key = (event.dagster_event_type, event.dagster_event.asset_key)  # type: ignore[union-attr]
+        template = self._templates.get(key)
+        if template is None or template[0] != marked:
+            text = serialize_value(marked)
+            if text.count(_PARTITION_JSON) != 1 or text.count(_TIMESTAMP_JSON) != 1:
+                return serialize_value(event)
+            self._templates[key] = template = (marked, text)
+        partition = json.dumps(event.dagster_event.partition)  # type: ignore[union-attr]
+        return template[1].replace(_PARTITION_JSON, partition).replace(_TIMESTAMP_JSON, repr(event.timestamp))
+
     def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
         """The stock rows (one per planned partition), with the event serialised once instead of per row."""
         planned = cast(AssetCheckEvaluationPlanned, event.get_dagster_event().event_specific_data)
@@ -161,6 +206,23 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         }
         with self.index_connection() as conn:
             conn.execute(AssetCheckExecutionsTable.insert(), [{**common, "partition": key} for key in keys])
+
+
+_PARTITION_JSON, _TIMESTAMP_JSON = json.dumps(PARTITION_MARK), repr(TIMESTAMP_MARK)
+
+
+def _with_marks(event: EventLogEntry) -> EventLogEntry | None:
+    """The event with the marks for its partition and timestamp, if it is a partition's materialisation
+    or planned materialisation; else None."""
+    dagster_event = event.dagster_event
+    data = dagster_event.event_specific_data if dagster_event else None
+    if isinstance(data, StepMaterializationData) and data.materialization.partition:
+        data = data._replace(materialization=data.materialization._replace(partition=PARTITION_MARK))
+    elif isinstance(data, AssetMaterializationPlannedData) and data.partition and not data.partitions_subset:
+        data = data._replace(partition=PARTITION_MARK)
+    else:
+        return None
+    return event._replace(timestamp=TIMESTAMP_MARK, dagster_event=dagster_event._replace(event_specific_data=data))  # type: ignore[union-attr]
 
 
 def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
