@@ -224,3 +224,25 @@ def test_each_partitions_event_is_stored_as_the_stock_serialisation_writes_it(
     con.close()
     assert len(stored) == len([e for e in batches if e.dagster_event and e.dagster_event.partition]) == 42
     assert set(stored) == {serialize_value(event) for event in batches if event.dagster_event.partition}  # type: ignore[union-attr]
+
+
+def test_a_watcher_of_a_running_run_sees_each_new_event(tmp_path: Path) -> None:
+    """The UI's live run view watches the run database's file for changes."""
+    storage = BatchedSqliteEventLogStorage(str(tmp_path / "runs"))
+    storage.store_event(EventLogEntry(None, "INFO", "started", "run-1", time.time()))
+    seen: list[str] = []
+
+    def watcher(entry: EventLogEntry, _cursor: str) -> None:
+        seen.append(entry.user_message)
+
+    storage.watch("run-1", None, watcher)
+    try:
+        for n in range(3):
+            storage.store_event(EventLogEntry(None, "INFO", f"event {n}", "run-1", time.time()))
+            deadline = time.time() + 5
+            while len(seen) < n + 1 and time.time() < deadline:
+                time.sleep(0.05)
+        assert seen[-1:] == ["event 2"]
+    finally:
+        storage.end_watch("run-1", watcher)
+        storage.dispose()

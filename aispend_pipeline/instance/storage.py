@@ -98,6 +98,15 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    def _touch_run(self, run_id: str) -> None:
+        """Tell watchers of the run (the UI's live run view) that it has new events: they watch the run
+        database's file, which a pooled connection's WAL writes leave untouched until a checkpoint."""
+        os.utime(self.path_for_shard(run_id))
+
+    def store_event(self, event: EventLogEntry) -> None:
+        super().store_event(event)
+        self._touch_run(event.run_id)
+
     def _dispose_engines(self) -> None:
         with self._db_lock:
             while self._engines:
@@ -141,6 +150,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         rows = [self._event_to_row(event) for event in events]  # serialised once, for both databases
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(SqlEventLogStorageTable.insert(), rows)
+        self._touch_run(events[0].run_id)
         with self.index_transaction() as conn:
             returning = SqlEventLogStorageTable.insert().returning(
                 SqlEventLogStorageTable.c.id, sort_by_parameter_order=True
