@@ -55,14 +55,19 @@ def rules_frame(rules: list[MappingRule]) -> pd.DataFrame:
     )
 
 
+# The run's days of line items, written out where used rather than as a CTE: a CTE used this often is
+# materialised with all its columns (measured: 14 s instead of 10 s for 3 M lines).
+LINES = f"(SELECT * FROM {LINE_ITEMS.qualified_name} WHERE usage_date >= $start AND usage_date < $end)"
+
+
 def _key_pairs_sql() -> str:
     """(line_id, provider, usage_date, dimension, value) for every non-null allocation key, plus '*'."""
     selects = [
         f"SELECT line_id, provider, usage_date, '{dimension}' AS dimension, {column} AS value "
-        f"FROM lines WHERE {column} IS NOT NULL"
+        f"FROM {LINES} WHERE {column} IS NOT NULL"
         for dimension, column in ALLOCATION_KEY_COLUMNS.items()
     ]
-    selects.append("SELECT line_id, provider, usage_date, '*' AS dimension, '*' AS value FROM lines")
+    selects.append(f"SELECT line_id, provider, usage_date, '*' AS dimension, '*' AS value FROM {LINES}")
     return "\n    UNION ALL ".join(selects)
 
 
@@ -70,10 +75,7 @@ def allocation_sql() -> str:
     """SELECT producing cost_line_items rows for the days [$start, $end) of staging.line_items."""
     line_columns = ", ".join(f"l.{c}" for c in LINE_ITEMS.column_names)
     return f"""
-WITH lines AS (
-    SELECT * FROM {LINE_ITEMS.qualified_name} WHERE usage_date >= $start AND usage_date < $end
-),
-key_pairs AS (
+WITH key_pairs AS (
     {_key_pairs_sql()}
 ),
 ranked AS (
@@ -99,6 +101,6 @@ SELECT
     CAST(1 AS DECIMAL(38, 12)) AS allocation_share,
     CASE WHEN l.assigned_team IS NOT NULL THEN '{MANUAL_INVOICES_FILE}'
          WHEN b.team IS NOT NULL THEN '{ORG_MAPPING_FILE} line ' || b.rule_line END AS allocation_rule
-FROM lines l
+FROM {LINES} l
 LEFT JOIN best b ON b.line_id = l.line_id
 """

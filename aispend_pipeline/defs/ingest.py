@@ -2,8 +2,9 @@
 
 A source's client fetches the whole range in as few requests as the provider's page size allows; its
 rows are staged in the run's copy as they arrive (`warehouse/staging.py`: page by page for the sources
-whose answers can be large, one checked frame for the others) and checked there in SQL. A failing source is reported (source, days, what to check) while the others go on; it stores nothing,
-so its stored days stay exactly as they were. Only the days the answer covers are replaced.
+whose answers can be large, one checked frame for the others) and checked there in SQL. A failing
+source is reported (source, days, what to check) while the others go on; it stores nothing, so its
+stored days stay exactly as they were. Only the days the answer covers are replaced.
 """
 
 from __future__ import annotations

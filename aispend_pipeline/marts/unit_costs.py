@@ -94,8 +94,9 @@ def unit_costs_sql() -> str:
     """SELECT of unit_costs rows for the whole months [$start, $end) (both month-aligned)."""
     kind_tokens = ",\n        ".join(f"sum(tokens) FILTER (WHERE kind = '{k}') AS {k}_tokens" for k in TOKEN_KINDS)
     return f"""
-WITH lines AS (
-    SELECT *, CAST(date_trunc('month', usage_date) AS DATE) AS month,
+WITH lines AS (  -- only the columns used: this CTE is read twice, so DuckDB materialises it
+    SELECT usage_date, team, provider, project_id, workspace_id, model, cost_usd, allocation_share, unit,
+        quantity, user_name, last_activity_date, CAST(date_trunc('month', usage_date) AS DATE) AS month,
         CASE WHEN token_direction = 'output' THEN 'output'
              WHEN token_direction = 'input' AND token_cache_action = 'read' THEN 'cache_read'
              WHEN token_direction = 'input' AND token_cache_action = 'write' THEN 'cache_write'
