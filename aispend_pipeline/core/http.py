@@ -414,8 +414,9 @@ def _bucket_columns(
 
 
 def _joined(first: Columns, second: Columns) -> Columns:
+    """`first` extended by `second` (a new dict when `first` is empty, so `second` is never extended)."""
     if not first:
-        return second
+        return {name: list(values) for name, values in second.items()}
     for name, values in second.items():
         first[name].extend(values)
     return first

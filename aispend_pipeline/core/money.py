@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
 
+from aispend_pipeline.errors import SourcePayloadError
+
 MONEY_SCALE = 12
 MONEY_SQL_TYPE = f"DECIMAL(38, {MONEY_SCALE})"
 MONEY_INTEGER_DIGITS = 38 - MONEY_SCALE
@@ -210,3 +212,24 @@ def _plain_decimal_texts(values: Sequence[object], shift: int, optional: bool) -
         return texts  # type: ignore[return-value]
     found = iter(texts)
     return [None if v is None else next(found) for v in values]
+
+
+def day_money_texts(
+    source: str,
+    field: str,
+    values: Sequence[object],
+    day: date,
+    rounding_usd: dict[date, Decimal] | None,
+    *,
+    shift: int = 0,
+    optional: bool = False,
+) -> list[str | None]:
+    """One day's money column of a payload as exact text (`money_texts`): the rounding applied is added to
+    `rounding_usd[day]` (None: not counted), a bad value is a `SourcePayloadError` naming source, day and field."""
+    try:
+        texts, rounding = money_texts(values, shift=shift, optional=optional)
+    except MoneyValueError as exc:
+        raise SourcePayloadError(source, f"field '{field}': {exc}", day) from None
+    if rounding and rounding_usd is not None:
+        rounding_usd[day] = rounding_usd.get(day, Decimal(0)) + sum(rounding.values(), Decimal(0))
+    return texts

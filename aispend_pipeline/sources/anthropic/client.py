@@ -17,7 +17,7 @@ import msgspec
 
 from aispend_pipeline.core.days import bucket_day
 from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
-from aispend_pipeline.core.money import MoneyValueError, money_texts
+from aispend_pipeline.core.money import day_money_texts
 from aispend_pipeline.errors import SourcePayloadError
 
 SOURCE = "anthropic"
@@ -102,13 +102,8 @@ class AnthropicCostsClient:
         return self._with_dollars(day, columns, amounts)
 
     def _with_dollars(self, day: date, columns: Columns, cents: list[Any]) -> Columns:
-        try:
-            # Cents carry up to 6 decimals: the scale is checked on dollars, after the exact shift.
-            dollars, rounding = money_texts(cents, shift=-2)
-        except MoneyValueError as exc:
-            raise SourcePayloadError(SOURCE, f"field 'amount': {exc}", day) from None
-        if rounding:
-            self.rounding_usd[day] = self.rounding_usd.get(day, Decimal(0)) + sum(rounding.values(), Decimal(0))
+        # Cents carry up to 6 decimals: the scale is checked on dollars, after the exact shift.
+        dollars = day_money_texts(SOURCE, "amount", cents, day, self.rounding_usd, shift=-2)
         return {"usage_date": [day] * len(dollars), **columns, "amount_usd": dollars}
 
 

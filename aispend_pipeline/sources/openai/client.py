@@ -18,7 +18,7 @@ import msgspec
 
 from aispend_pipeline.core.days import bucket_day, utc_midnight
 from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
-from aispend_pipeline.core.money import MoneyValueError, money_texts
+from aispend_pipeline.core.money import day_money_texts
 from aispend_pipeline.errors import SourcePayloadError
 
 SOURCE = "openai"
@@ -111,16 +111,8 @@ class OpenAICostsClient:
     def _money_columns(
         self, day: date, projects: list, items: list, amounts: list, quantities: list, units: list
     ) -> Columns:
-        try:
-            amount_texts, rounding = money_texts(amounts)
-        except MoneyValueError as exc:
-            raise SourcePayloadError(SOURCE, f"field 'amount.value': {exc}", day) from None
-        if rounding:
-            self.rounding_usd[day] = self.rounding_usd.get(day, Decimal(0)) + sum(rounding.values(), Decimal(0))
-        try:
-            quantity_texts = money_texts(quantities, optional=True)[0]
-        except MoneyValueError as exc:
-            raise SourcePayloadError(SOURCE, f"field 'quantity': {exc}", day) from None
+        amount_texts = day_money_texts(SOURCE, "amount.value", amounts, day, self.rounding_usd)
+        quantity_texts = day_money_texts(SOURCE, "quantity", quantities, day, None, optional=True)
         return {
             "usage_date": [day] * len(amounts),
             "project_id": projects,
