@@ -98,3 +98,25 @@ def test_the_report_goes_beside_the_database_unless_a_path_is_named(tmp_path: Pa
 def test_every_known_billing_model_is_one_the_inventory_allows() -> None:
     allowed = next(c.allowed for c in source_inventory.SOURCE_INVENTORY.columns if c.name == "billing_model")
     assert {v.billing_model for v in KNOWN_VENDORS} | {s.billing_model for s in SOURCES} <= set(allowed or ())
+
+
+def test_the_daily_chart_draws_the_top_teams_and_sums_the_rest_as_one_series(tmp_path: Path) -> None:
+    from aispend_pipeline.report.report import TOP_SERIES
+    from aispend_pipeline.schemas.line_items import TEAM_DAILY_SPEND
+
+    teams = TOP_SERIES + 8
+    with duckdb.connect(":memory:") as con:
+        con.execute(TEAM_DAILY_SPEND.ddl())
+        con.execute(
+            f"INSERT INTO {TEAM_DAILY_SPEND.qualified_name} "
+            "SELECT DATE '2026-11-28' + CAST(d AS INTEGER), 'team-' || lpad(CAST(t AS VARCHAR), 2, '0'), 'openai', "
+            "100 - t, 100 - t, 1 FROM range(3) days(d), range(1, $teams + 1) teams(t)",
+            {"teams": teams},
+        )
+        text = write_report(con, tmp_path / "report.html", AS_OF).read_text(encoding="utf-8")
+    daily = text.split('<section id="daily">', 1)[1].split("</section>", 1)[0]
+    drawn = {f"team-{t:02d}" for t in range(1, teams + 1) if f'"name":"team-{t:02d}"' in daily}
+    assert drawn == {f"team-{t:02d}" for t in range(1, TOP_SERIES + 1)}, "the largest teams, each on its own"
+    assert '"name":"other (8)"' in daily
+    # The other teams' spend is still in the chart: (100 - 13) + ... + (100 - 20) a day, summed as one bar.
+    assert f'"y":[{float(sum(100 - t for t in range(TOP_SERIES + 1, teams + 1)))}' in daily.replace(" ", "")

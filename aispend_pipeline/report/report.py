@@ -29,6 +29,8 @@ from aispend_pipeline.schemas.line_items import (
 
 REPORT_DAYS = 90
 TOP_MODELS = 15
+TOP_SERIES = 12  # teams (or providers) drawn on their own in the daily charts; the rest as one
+TOP_CHANGES = 20  # teams in the week-over-week chart (the table lists every team)
 TOP_UNMAPPED_KEYS = 20
 ANOMALY_CONTEXT_SERIES = 6
 ANOMALIES_TABLE = "main.spend_anomalies"
@@ -109,9 +111,21 @@ def _overview(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> Section
 
 def _daily(con: duckdb.DuckDBPyConnection, params: dict[str, Any], figures: Figures) -> Section:
     def series(column: str) -> list[tuple]:
+        """(day, name, USD) of the window's top series by spend; the others summed as one 'other' series
+        (a stack of hundreds of teams shows none of them, and costs seconds to draw)."""
         return con.execute(
-            f"SELECT usage_date, {column}, CAST(sum(cost_usd) AS DOUBLE) FROM {SPEND} WHERE {IN_WINDOW} "
-            "GROUP BY 1, 2 ORDER BY 2, 1",
+            f"""
+            WITH ranked AS (
+                SELECT {column} AS name, row_number() OVER (ORDER BY sum(cost_usd) DESC, {column}) AS place,
+                    count(*) OVER () AS names
+                FROM {SPEND} WHERE {IN_WINDOW} GROUP BY 1
+            )
+            SELECT s.usage_date,
+                CASE WHEN r.place <= {TOP_SERIES} THEN r.name ELSE 'other (' || (r.names - {TOP_SERIES}) || ')' END,
+                CAST(sum(s.cost_usd) AS DOUBLE)
+            FROM {SPEND} s JOIN ranked r ON r.name = s.{column}
+            WHERE {IN_WINDOW} GROUP BY 1, 2 ORDER BY min(r.place), 1
+            """,
             params,
         ).fetchall()
 
@@ -166,7 +180,9 @@ def _week_over_week(con: duckdb.DuckDBPyConnection, last: date, figures: Figures
         f'<p class="subtitle">{params["this_start"]} .. {last} against {params["prev_start"]} .. '
         f"{params['this_start'] - timedelta(days=1)}.</p>"
     )
-    chart = horizontal_bars([r[0] for r in rows], [float(r[3]) for r in rows], "Change against the previous week")
+    shown = rows[:TOP_CHANGES]
+    title = "Change against the previous week" + (f" (the {TOP_CHANGES} largest)" if len(rows) > TOP_CHANGES else "")
+    chart = horizontal_bars([r[0] for r in shown], [float(r[3]) for r in shown], title)
     body = intro + (figures.html(chart, "wow-chart") if rows else "") + table_html(columns, rows, "week-over-week")
     return Section("wow", "Week over week, per team", body)
 
