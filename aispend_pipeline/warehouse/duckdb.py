@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from aispend_pipeline.errors import AispendError
+from aispend_pipeline.errors import AispendError, ValidationError
 from aispend_pipeline.schemas.table import Table
 from aispend_pipeline.schemas.validation import validate, validate_stored
 
@@ -127,26 +127,38 @@ class DuckDBWarehouse:
     def replace_range_checked(
         self, table: Table, select_sql: str, params: dict[str, Any], start: date, end: date, source: str
     ) -> int:
-        """Replace days [start, end) of `table` by a SELECT whose rows are first checked against the table's
-        rules in SQL (`validate_stored`): a bad row raises `ValidationError` and nothing changes."""
-        incoming = f"incoming_{table.schema}_{table.name}"
+        """Replace days [start, end) of `table` by a SELECT whose rows are checked against the table's rules
+        in SQL (`validate_stored`): a bad row raises `ValidationError` and nothing changes.
+
+        The rows are written once: inserted and checked where they landed, in one transaction. If a rule
+        fails (or a column's type refuses a value), that is rolled back and the rows are checked in a
+        temporary table first, which names source, day and field (measured at 8.8 M line items: the
+        temporary table alone cost 12 s of 50 s).
+        """
         with self.connect() as con:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {incoming} AS {select_sql}", params)
             try:
-                validate_stored(con, table, incoming, source)
-                # The same declaration through pandera on a sample: the two validators must agree.
-                sample = f"SELECT * FROM {incoming} USING SAMPLE reservoir({PANDERA_SAMPLE_ROWS} ROWS) REPEATABLE (7)"
-                validate(table, con.execute(table.exact_select(sample)).df(), source)
                 with _transaction(con, table):
                     _delete_range(con, table, start, end)
-                    names = ", ".join(table.column_names)
-                    casts = ", ".join(f"CAST({c.name} AS {c.sql_type})" for c in table.columns)
-                    inserted = con.execute(
-                        f"INSERT INTO {table.qualified_name} ({names}) SELECT {casts} FROM {incoming}"
-                    ).fetchone()
+                    inserted = _insert_select(con, table, select_sql, params)
+                    stored = f"stored_{table.schema}_{table.name}"
+                    con.execute(
+                        f"CREATE OR REPLACE TEMP VIEW {stored} AS SELECT * FROM {table.qualified_name} "
+                        f"WHERE {table.date_column} >= DATE '{start}' AND {table.date_column} < DATE '{end}'"
+                    )
+                    _validate_with_sample(con, table, stored, source)
+                    con.execute(f"DROP VIEW {stored}")
+                return inserted
+            except (ValidationError, duckdb.Error):
+                pass  # rolled back: the staged path below says why, or writes the rows after all
+            incoming = f"incoming_{table.schema}_{table.name}"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {incoming} AS {select_sql}", params)
+            try:
+                _validate_with_sample(con, table, incoming, source)
+                with _transaction(con, table):
+                    _delete_range(con, table, start, end)
+                    return _insert_select(con, table, f"SELECT * FROM {incoming}", {})
             finally:
                 con.execute(f"DROP TABLE IF EXISTS {incoming}")
-        return int(inserted[0]) if inserted else 0
 
     def replace_table(self, table: Table, frame: pd.DataFrame) -> None:
         """Replace a whole (small, unpartitioned) table, e.g. a seed snapshot, atomically."""
@@ -185,6 +197,23 @@ def _transaction(con: duckdb.DuckDBPyConnection, table: Table) -> Iterator[None]
         con.rollback()
         raise
     con.commit()
+
+
+def _insert_select(con: duckdb.DuckDBPyConnection, table: Table, select_sql: str, params: dict[str, Any]) -> int:
+    names = ", ".join(table.column_names)
+    casts = ", ".join(f"CAST({c.name} AS {c.sql_type})" for c in table.columns)
+    inserted = con.execute(
+        f"INSERT INTO {table.qualified_name} ({names}) SELECT {casts} FROM ({select_sql})", params
+    ).fetchone()
+    return int(inserted[0]) if inserted else 0
+
+
+def _validate_with_sample(con: duckdb.DuckDBPyConnection, table: Table, relation: str, source: str) -> None:
+    """The rules in SQL on every row, then the same declaration through pandera on a sample: the two
+    validators must agree."""
+    validate_stored(con, table, relation, source)
+    sample = f"SELECT * FROM {relation} USING SAMPLE reservoir({PANDERA_SAMPLE_ROWS} ROWS) REPEATABLE (7)"
+    validate(table, con.execute(table.exact_select(sample)).df(), source)
 
 
 def _delete_range(con: duckdb.DuckDBPyConnection, table: Table, start: date, end: date) -> None:

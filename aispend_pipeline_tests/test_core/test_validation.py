@@ -305,3 +305,43 @@ def test_validated_frame_inserts_and_null_required_column_is_refused(db: duckdb.
     db.register("bad", bad)
     with pytest.raises(duckdb.ConstraintException):
         db.execute(LINE_ITEMS.insert_sql("bad"))
+
+
+def _line_items_select(rows: list[tuple[str, str, str]]) -> str:
+    """A SELECT of LINE_ITEMS' required columns: (line_id, usage_date, cost_usd) per row, text as given."""
+    values = ", ".join(f"('{line}', '{day}', '{cost}')" for line, day, cost in rows)
+    select = (
+        "SELECT line_id, CAST(usage_date AS DATE) AS usage_date, 'openai' AS provider, 'OpenAI API' AS service, "
+        "'Usage' AS charge_category, cost_usd, 'daily' AS data_lag, 'billed' AS cost_source "
+        f"FROM (VALUES {values}) v(line_id, usage_date, cost_usd)"
+    )
+    return LINE_ITEMS.exact_select(f"({select})", set(REQUIRED), decimals_as_text=False)
+
+
+@pytest.mark.parametrize(
+    ("rows", "named"),
+    [
+        ([("a", "2026-10-05", "1"), ("a", "2026-10-05", "2")], "field 'line_id' failed field_uniqueness"),
+        ([("a", "2026-10-05", "1.5"), ("b", "2026-10-05", "twelve")], "field 'cost_usd' failed"),
+    ],
+    ids=["a rule fails on the written rows", "the column type refuses a value"],
+)
+def test_a_checked_replace_writes_valid_rows_once_and_keeps_the_day_when_a_row_is_bad(
+    tmp_path, rows: list[tuple[str, str, str]], named: str
+) -> None:
+    from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb", connection=con)
+    day, after = date(2026, 10, 5), date(2026, 10, 6)
+    good = _line_items_select([("kept", "2026-10-05", "0.000000000001"), ("other", "2026-10-05", "7")])
+    for _ in range(2):  # re-running the same day changes nothing
+        assert warehouse.replace_range_checked(LINE_ITEMS, good, {}, day, after, "openai") == 2
+    stored = "SELECT line_id, CAST(cost_usd AS VARCHAR) FROM staging.line_items ORDER BY 1"
+    assert con.execute(stored).fetchall() == [("kept", "0.000000000001"), ("other", "7.000000000000")]
+    with pytest.raises(ValidationError) as caught:
+        warehouse.replace_range_checked(LINE_ITEMS, _line_items_select(rows), {}, day, after, "openai")
+    assert named in str(caught.value) and "2026-10-05" in str(caught.value)
+    assert con.execute(stored).fetchall() == [("kept", "0.000000000001"), ("other", "7.000000000000")]
+    views = "SELECT view_name FROM duckdb_views() WHERE NOT internal AND view_name LIKE 'stored_%'"
+    assert not con.execute(views).fetchall(), "no view left behind"
