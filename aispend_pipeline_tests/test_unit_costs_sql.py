@@ -10,7 +10,13 @@ import duckdb
 import pytest
 
 from aispend_pipeline.core.money import EXACT_RATIO_MACROS_SQL
-from aispend_pipeline.marts.unit_costs import USAGE_TABLES, build_unit_costs, months_touched, unit_cost_mismatches
+from aispend_pipeline.marts.unit_costs import (
+    USAGE_TABLES,
+    build_unit_costs,
+    month_ranges,
+    months_touched,
+    unit_cost_mismatches,
+)
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
@@ -159,6 +165,20 @@ def test_only_the_months_touched_are_replaced_whole(con) -> None:
 def test_months_touched() -> None:
     assert months_touched(date(2026, 11, 30), date(2026, 12, 2)) == (NOV, date(2027, 1, 1))
     assert months_touched(date(2026, 12, 1), date(2027, 1, 1)) == (date(2026, 12, 1), date(2027, 1, 1))
+
+
+def test_a_range_of_months_is_built_month_by_month_with_the_same_rows(con) -> None:
+    build_unit_costs(con, date(2026, 10, 31), date(2026, 11, 1))
+    build_unit_costs(con, date(2026, 11, 1), date(2026, 12, 1))
+    one_at_a_time = rows(con)
+    con.execute("DELETE FROM main.unit_costs")
+    assert build_unit_costs(con, date(2026, 10, 31), date(2026, 11, 7)) == (date(2026, 10, 1), date(2026, 12, 1))
+    assert rows(con) == one_at_a_time and {k[0] for k in one_at_a_time} == {date(2026, 10, 1), NOV}
+    assert month_ranges(date(2026, 11, 1), date(2027, 2, 1)) == [
+        (date(2026, 11, 1), date(2026, 12, 1)),
+        (date(2026, 12, 1), date(2027, 1, 1)),
+        (date(2027, 1, 1), date(2027, 2, 1)),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -187,9 +187,11 @@ LEFT JOIN prices p ON p.month = c.month AND p.provider = c.provider AND p.model 
 
 def months_touched(start: date, end: date) -> tuple[date, date]:
     """[first day of start's month, first day of the month after the range's last day)."""
-    last = end - timedelta(days=1)
-    after = date(last.year + (last.month == 12), last.month % 12 + 1, 1)
-    return start.replace(day=1), after
+    return start.replace(day=1), _next_month(end - timedelta(days=1))
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
 
 
 def build_unit_costs(con: duckdb.DuckDBPyConnection, start: date, end: date) -> tuple[date, date]:
@@ -198,8 +200,18 @@ def build_unit_costs(con: duckdb.DuckDBPyConnection, start: date, end: date) -> 
     warehouse = DuckDBWarehouse(":memory:", connection=con)
     warehouse.ensure_tables([COST_LINE_ITEMS, *USAGE_TABLES, UNIT_COSTS])
     con.execute(EXACT_RATIO_MACROS_SQL)
-    warehouse.replace_range_from_sql(UNIT_COSTS, unit_costs_sql(), first, after)
+    # Month by month: a year's token groups spill past the memory cap (8.8 M lines: 37 s -> 23 s).
+    warehouse.replace_range_from_sql(UNIT_COSTS, unit_costs_sql(), first, after, month_ranges(first, after))
     return first, after
+
+
+def month_ranges(first: date, after: date) -> list[tuple[date, date]]:
+    """The whole months [month start, next month start) that tile [first, after) (both month starts)."""
+    ranges = []
+    while first < after:
+        ranges.append((first, _next_month(first)))
+        first = ranges[-1][1]
+    return ranges
 
 
 def unit_cost_mismatches(con: duckdb.DuckDBPyConnection, first: date, after: date) -> list[tuple]:

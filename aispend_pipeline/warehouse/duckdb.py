@@ -113,16 +113,25 @@ class DuckDBWarehouse:
             count = inserted.fetchone()
         return int(count[0]) if count else 0
 
-    def replace_range_from_sql(self, table: Table, select_sql: str, start: date, end: date) -> int:
-        """Replace days [start, end) of `table` by a SELECT (run inside the file, set-based)."""
+    def replace_range_from_sql(
+        self, table: Table, select_sql: str, start: date, end: date, parts: Sequence[tuple[date, date]] = ()
+    ) -> int:
+        """Replace days [start, end) of `table` by a SELECT (run inside the file, set-based).
+
+        With `parts` (ranges that tile [start, end)), the SELECT runs once per part, in the same
+        transaction: a query whose intermediate rows outgrow the memory cap for a year fits for a month.
+        """
         names = ", ".join(table.column_names)
+        inserted = 0
         with self.connect() as con, _transaction(con, table):
             _delete_range(con, table, start, end)
-            inserted = con.execute(
-                f"INSERT INTO {table.qualified_name} ({names}) SELECT {names} FROM ({select_sql})",
-                {"start": start, "end": end},
-            ).fetchone()
-        return int(inserted[0]) if inserted else 0
+            for first, after in parts or [(start, end)]:
+                count = con.execute(
+                    f"INSERT INTO {table.qualified_name} ({names}) SELECT {names} FROM ({select_sql})",
+                    {"start": first, "end": after},
+                ).fetchone()
+                inserted += int(count[0]) if count else 0
+        return inserted
 
     def replace_range_checked(
         self, table: Table, select_sql: str, params: dict[str, Any], start: date, end: date, source: str
