@@ -85,12 +85,16 @@ def _rules(table: Table, types: dict[str, str]) -> list[_Rule]:
     return rules
 
 
-def validate_stored(con: duckdb.DuckDBPyConnection, table: Table, relation: str, source: str) -> int:
+def validate_stored(
+    con: duckdb.DuckDBPyConnection, table: Table, relation: str, source: str, numbered: str | None = None
+) -> int:
     """Check the rows of `relation` (a table or view in `con`) against `table`'s rules; return the row count.
 
     The relation must have every required column and no column the table does not declare. Raises
     `ValidationError` with the same message as `validate`: source (or the row's provider), day, field,
-    value, at most five examples and the number of failing values.
+    value, at most five examples and the number of failing values. `numbered` names a column the
+    relation numbers itself, `row_number()` over the rest of the unique key: its rules and the key's
+    hold by construction, so they are not scanned (nor is the numbering computed).
     """
     types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {relation}").fetchall()}
     unknown = [c for c in types if c not in table.column_names]
@@ -100,13 +104,13 @@ def validate_stored(con: duckdb.DuckDBPyConnection, table: Table, relation: str,
     if missing:
         raise ValidationError(_message(table, 1, [f"{source}: field '{missing[0].name}' failed column_in_dataframe"]))
     present = dataclasses.replace(table, columns=tuple(c for c in table.columns if c.name in types))
-    rules = _rules(present, types)
+    rules = [r for r in _rules(present, types) if r.column != numbered]
     counts = con.execute(
         "SELECT count(*)" + "".join(f", count_if({r.failing})" for r in rules) + f" FROM {relation}"
     ).fetchone()
     assert counts is not None
     rows, failed = int(counts[0]), [(r, int(n)) for r, n in zip(rules, counts[1:], strict=True) if n]
-    duplicates = _duplicates(con, present, relation)
+    duplicates = [] if numbered and numbered in table.unique_key else _duplicates(con, present, relation)
     if not failed and not duplicates:
         return rows
     where = _where_sql(present, source)

@@ -4,8 +4,9 @@ A pull runs in its own thread with its own cursor on the run's working copy. Its
 column chunks (one page at a time, see `core.http.iter_daily_bucket_columns`) or, for sources whose
 answers are small, one pandas frame; each chunk is appended to `incoming.<table>` as it arrives, so no
 whole-range frame is ever held in memory. `finish` then numbers lines that share every key column
-(`line_ordinal`, in arrival order, so identical lines stay distinct) and checks the rows against the
-raw table's rules in SQL (`schemas.validation.validate_stored`). `store_pull` copies the staged rows
+(`line_ordinal`, in arrival order, so identical lines stay distinct: a view, computed once by the copy
+into the raw table) and checks the rows against the raw table's rules in SQL
+(`schemas.validation.validate_stored`). `store_pull` copies the staged rows
 into the raw table; the `incoming` schema is dropped before the copy is published.
 """
 
@@ -24,6 +25,8 @@ from aispend_pipeline.schemas.validation import validate_stored
 
 SCHEMA = "incoming"
 ORDER_COLUMN = "arrival"  # the line's position in the pull, for `line_ordinal`
+ORDINAL_COLUMN = "line_ordinal"
+ARRIVED_SUFFIX = "__arrived"  # the staged rows as they arrived, under the view that numbers them
 _chunk_names = itertools.count()
 
 
@@ -80,23 +83,32 @@ class Staging:
                 continue
             staged = staged_name(table)
             keys = self.key_columns.get(name)
-            if keys:
-                others = ", ".join(c for c in table.column_names if c != "line_ordinal")
+            numbered = None
+            if keys:  # a view numbers the lines: the copy into the raw table is their only write
+                arrived = f"{staged}{ARRIVED_SUFFIX}"
+                self.connection.execute(f"ALTER TABLE {staged} RENAME TO {arrived.split('.', 1)[1]}")
+                others = ", ".join(c for c in table.column_names if c != ORDINAL_COLUMN)
                 self.connection.execute(
-                    f"CREATE OR REPLACE TABLE {staged}__numbered AS SELECT {others}, "
-                    f"row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY {ORDER_COLUMN}) - 1 AS line_ordinal "
-                    f"FROM {staged}"
+                    f"CREATE VIEW {staged} AS SELECT {others}, row_number() OVER (PARTITION BY {', '.join(keys)} "
+                    f"ORDER BY {ORDER_COLUMN}) - 1 AS {ORDINAL_COLUMN} FROM {arrived}"
                 )
-                self.connection.execute(f"DROP TABLE {staged}")
-                self.connection.execute(f"ALTER TABLE {staged}__numbered RENAME TO {staged.split('.', 1)[1]}")
+                numbered = ORDINAL_COLUMN if table.unique_key == (*keys, ORDINAL_COLUMN) else None
             else:
                 self.connection.execute(f"ALTER TABLE {staged} DROP COLUMN {ORDER_COLUMN}")
-            rows[name] = validate_stored(self.connection, table, staged, self.source)
+            rows[name] = validate_stored(self.connection, table, staged, self.source, numbered)
         return rows
 
     def drop(self) -> None:
         for table in self.tables.values():
-            self.connection.execute(f"DROP TABLE IF EXISTS {staged_name(table)}")
+            staged = staged_name(table)
+            schema, name = staged.split(".", 1)
+            for kind, found in self.connection.execute(
+                "SELECT 'VIEW', view_name FROM duckdb_views() WHERE schema_name = $schema AND view_name = $name "
+                "UNION ALL SELECT 'TABLE', table_name FROM duckdb_tables() WHERE schema_name = $schema "
+                "AND table_name IN ($name, $name || $suffix)",
+                {"schema": schema, "name": name, "suffix": ARRIVED_SUFFIX},
+            ).fetchall():
+                self.connection.execute(f"DROP {kind} {schema}.{found}")
         self.connection.close()
 
 
