@@ -229,13 +229,13 @@ def _row(label: str, flags: pd.DataFrame, events: list[Event], lags: np.ndarray)
 
 
 def grid(series: int, seed: int) -> None:
-    """The tuning sweep: one-day score threshold x two-day sum threshold."""
+    """The tuning sweep: one-day score threshold x two-day sum threshold x the two-day sum's per-day share."""
     cost, events, _, lags = generate(series, seed)
-    print("| k, two-day sum k | recall | recall >= $50 | precision | F1 | false / series-yr |")
+    print("| k, two-day sum k, each day's share | recall | recall >= $50 | precision | F1 | false / series-yr |")
     print("|---|---:|---:|---:|---:|---:|")
-    for k, pair in itertools.product((3.5, 3.75, 4.0), (3.0, 3.05, 3.1, 3.15, 3.25)):
-        params = replace(DetectorParams(), score_threshold=k, pair_threshold=pair)
-        print(_row(f"{k}, {pair}", default_flags(cost, params), events, lags))
+    for k, pair, share in itertools.product((3.5, 3.75), (2.6, 2.8, 3.0, 3.1), (0.0, 0.3, 0.5, 0.7)):
+        params = replace(DetectorParams(), score_threshold=k, pair_threshold=pair, pair_min_pct=share)
+        print(_row(f"{k}, {pair}, {share:.0%}", default_flags(cost, params), events, lags))
 
 
 # Each rule of the default detector turned off (or changed) on its own, and the previous defaults.
@@ -250,15 +250,20 @@ RULES: dict[str, dict[str, object]] = {
         "small_floor_usd": 0.0,
         "score_threshold": 3.75,
         "pair_threshold": 3.75,
+        "pair_min_pct": 0.0,
     },
+    "version 2 defaults": {"pair_threshold": 3.1, "pair_min_pct": 0.0},
     "no level from the days since a shift (regime_windows off)": {"regime_windows": False},
     "no quantile test for a shift (shift_quantile 0)": {"shift_quantile": 0.0},
     "MAD spread, not clipped rms (spread_clip 0)": {"spread_clip": 0.0},
     "56-day spread": {"spread_days": 56},
     "two-day sum over sqrt(2) x the daily spread": {"pair_own_spread": False},
     "no growing floor on small series (small_floor_usd 0)": {"small_floor_usd": 0.0},
+    "two-day sum without the per-day share (pair_min_pct 0)": {"pair_min_pct": 0.0},
+    "two-day sum each day +30%": {"pair_min_pct": 0.3},
+    "two-day sum each day +70%": {"pair_min_pct": 0.7},
+    "two-day sum k 2.6": {"pair_threshold": 2.6},
     "two-day sum k 3.0": {"pair_threshold": 3.0},
-    "two-day sum k 3.25": {"pair_threshold": 3.25},
     "one-day k 3.25": {"score_threshold": 3.25},
     "one-day k 3.75": {"score_threshold": 3.75},
 }

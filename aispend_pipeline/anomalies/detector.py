@@ -23,8 +23,9 @@ days before the scored day:
   few dollars jumps several-fold by itself). A $3 -> $9 jump on a tiny series is not worth anyone's
   attention. Two days in a row above `sustained_threshold` (and the floor) also flag. So does a two-day
   sum of deviations over its own spread (`pair_own_spread`; days are correlated when a level lags a
-  growing series) above `pair_threshold`, with both days' impact above the floor: a rise spread over two
-  days that neither day shows alone.
+  growing series) above `pair_threshold`, with both days' impact above the floor and each day at least
+  `pair_min_pct` above its expected: a rise spread over two days that neither day shows alone (the
+  second condition keeps the lower two-day threshold off noisy series that drift up a little).
 
 A series with fewer than `min_history_days` days is not flagged (status `insufficient_history`). A
 team's first material spend on a provider (no day of `new_spend_min_usd` or more in the trailing
@@ -32,7 +33,7 @@ window) is its own type, `new_spend`, when the provider's data covers enough day
 
 Each statistic reads a bounded trailing window, so scoring yesterday in a daily run gives the same row as
 a backfill of the year: `history_days_needed` says how many days before a range must be read.
-Everything is vectorised over a (days x series) matrix with pandas rolling windows.
+Everything is vectorised over a (days x series) matrix with moving windows (bottleneck, pandas).
 """
 
 from __future__ import annotations
@@ -40,11 +41,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import bottleneck as bn
 import numpy as np
 import pandas as pd
 
 METHOD = "log_median_weekday"
-DETECTOR_VERSION = "2"
+DETECTOR_VERSION = "3"
 MAD_TO_SIGMA = 1.4826
 MEDIAN_SE = 1.2533  # the standard error of a median of n normal values is 1.2533 sigma / sqrt(n)
 
@@ -72,7 +74,8 @@ class DetectorParams:
     level_shift_ratio: float = 1.5  # ... differs from the long median by this factor (0: never)
     weekend_offsets: bool = True  # one offset for Mon-Fri, one for Sat-Sun (False: one per weekday) ...
     weekday_z: float = 3.0  # ... unless a weekday's own offset is this many standard errors away from it
-    pair_threshold: float = 3.1  # two-day sum: (score[t-1] + score[t]) / sqrt(2) above this also flags (0: off)
+    pair_threshold: float = 2.8  # two-day sum: (score[t-1] + score[t]) / sqrt(2) above this also flags (0: off) ...
+    pair_min_pct: float = 0.5  # ... when each of the two days is at least this share above its expected
     shift_quantile: float = 0.1  # ... and the recent median outside these quantiles of the days before (0: off)
     regime_windows: bool = True  # after a shift, the level median reads only days since it: 7, 14, 28, then 56
     spread_clip: float = 2.5  # spread: rms of deviations clipped at this many MAD sigmas (0: the MAD alone)
@@ -107,7 +110,14 @@ class Scores:
 
 
 def _trailing(frame: pd.DataFrame, days: int, how: str, *args: float) -> pd.DataFrame:
-    """The statistic over the `days` days before each day (the day itself excluded)."""
+    """The statistic over the `days` days before each day (the day itself excluded).
+
+    Medians come from bottleneck's moving median over the whole (days x series) array at once: the same
+    values as pandas' rolling median (an order statistic, NaNs skipped), ~5x faster than its per-column
+    loop, which was most of the detector's time."""
+    if how == "median":
+        values = bn.move_median(frame.to_numpy(dtype=float), days, min_count=1, axis=0)
+        return pd.DataFrame(values, frame.index, frame.columns).shift(1)
     rolling = frame.rolling(days, min_periods=1)
     return getattr(rolling, how)(*args).shift(1)
 
@@ -220,7 +230,10 @@ def score_matrix(
         else:
             pair = (score + score.shift(1)) / np.sqrt(2)
         two_day_impact = impact + impact.shift(1)
-        spike = spike | (enough & material & (score > 0) & (pair > p.pair_threshold) & (two_day_impact >= 2 * floor))
+        rise = impact >= p.pair_min_pct * expected  # each of the two days well above its own expected
+        big = (two_day_impact >= 2 * floor) & rise & rise.shift(1, fill_value=False)
+        paired = enough & material & (score > 0) & (pair > p.pair_threshold) & big
+        spike = spike | paired
     drop = enough & (score < -p.score_threshold) & (-impact >= floor) & (p.direction == "both")
     quiet_before = _trailing(cost.where(active, 0.0), p.window_days, "max").fillna(0.0) < p.new_spend_min_usd
     if covered is None:

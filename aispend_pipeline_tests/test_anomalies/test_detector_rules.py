@@ -53,6 +53,16 @@ def test_the_summed_score_needs_the_impact_floor():
     assert not scores(cost, params).is_anomaly["s"].iloc[60:].any()
 
 
+def test_the_summed_score_needs_each_day_well_above_its_expected():
+    params = replace(DetectorParams(), sustained_threshold=0)  # the two-day sum on its own
+    cost = matrix({}, noise=0.05)
+    cost.iloc[120:122, 0] *= 1.35  # +35% twice: a summed score near 4 on a series floored at a 10% spread
+    cost.iloc[130:132, 0] *= 1.7  # +70% twice
+    flagged = set(np.flatnonzero(scores(cost, params).is_anomaly["s"].iloc[60:].to_numpy()) + 60)
+    assert flagged == {130, 131}
+    assert 121 in np.flatnonzero(scores(cost, replace(params, pair_min_pct=0)).is_anomaly["s"].to_numpy())
+
+
 def test_pooled_weekend_offsets_keep_a_saturday_that_really_differs_from_sunday():
     cost = matrix({5: 0.5, 6: 0.2})
     pooled = scores(cost, DetectorParams())
@@ -115,7 +125,8 @@ def test_the_two_day_sum_is_scored_against_its_own_spread_on_a_series_whose_days
         noise[day] = 0.7 * noise[day - 1] + rng.normal(0, 0.15, 200)
     cost = pd.DataFrame(100.0 * np.exp(noise), index=index)
     active = pd.DataFrame(True, index=index, columns=cost.columns)
-    params = replace(DetectorParams(), score_threshold=99.0, sustained_threshold=0)  # the two-day sum alone
+    # the two-day sum alone, without its per-day share floor
+    params = replace(DetectorParams(), score_threshold=99.0, sustained_threshold=0, pair_min_pct=0)
     own = score_matrix(cost, active, params).is_anomaly.iloc[60:].to_numpy().sum()
     daily = score_matrix(cost, active, replace(params, pair_own_spread=False)).is_anomaly.iloc[60:].to_numpy().sum()
     assert own < daily / 3
