@@ -8,15 +8,18 @@ rendered AHEAD of the run into the providers' wire formats: OpenAI `/v1/organiza
 to 180 daily buckets (a quarter of the amounts as JSON strings, as seen live), Anthropic
 `/v1/organizations/cost_report` pages of up to 31 buckets with amounts in cents as decimal strings. A
 threaded HTTP server on 127.0.0.1 only looks the pre-rendered bytes up by cursor, so what is measured is
-the pipeline, not the server. The other sources (AWS, GCP, Azure, Copilot, OpenRouter) are left
-unconfigured: their raw assets materialise as "not configured" and cost only their bookkeeping.
+the pipeline, not the server. GitHub Copilot (5,000 seats held by the organisation's people, `Link`
+pages of 100) and AWS Cost Explorer (300 linked accounts with Amazon Bedrock and Amazon Q, awsJson1.1
+over `POST /`, NextPageToken pages) are rendered and served the same way (`scale_seats_cloud.py`). GCP,
+Azure and OpenRouter are left unconfigured: their raw assets materialise as "not configured" and cost
+only their bookkeeping.
 
 Each size runs `aispend materialize --start <a year ago> --end <yesterday>` as a subprocess with a fresh
 persistent Dagster instance (`DAGSTER_HOME`), as users run it, and prints: wall time per layer (read
 from the run's "run seconds" log line in the instance's event log), Dagster bookkeeping (wall minus the
 step's own time: process start, imports, events), the peak RSS of that process (its VmHWM), API calls
 per source against the minimum the page sizes allow, whether every provider-day total equals the
-generator's to the cent, and the transforms (line items, allocation, rollup) against a floor: the same
+generator's exactly, and the transforms (line items, allocation, rollup) against a floor: the same
 tables computed by hand-written DuckDB SQL over the same raw rows, in the same run, checked to match.
 """
 
@@ -34,12 +37,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 import numpy as np
+import scale_seats_cloud as more
 
 REPO = Path(__file__).resolve().parents[1]
 AISPEND = str(Path(sys.executable).with_name("aispend"))
@@ -80,11 +85,17 @@ class Organisation:
     first: date
     teams: int = 0
     people: int = 0
+    seats: int = 0  # GitHub Copilot seats, one per person
+    accounts: int = 0  # AWS linked accounts
     projects: list[str] = field(default_factory=list)
     workspaces: list[str] = field(default_factory=list)
-    pages: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (path, cursor) -> body
-    expected_micro_usd: dict[tuple[str, date], int] = field(default_factory=dict)  # exact, per provider-day
+    # (path, cursor) -> body; Cost Explorer's: (operation, first day, SERVICE, LINKED_ACCOUNT, NextPageToken)
+    pages: dict[tuple[str, ...], bytes] = field(default_factory=dict)
+    links: dict[tuple[str, ...], str] = field(default_factory=dict)  # the `Link` header of a page that has one
+    mapping: list[str] = field(default_factory=list)  # org_mapping.csv rows of the sources rendered elsewhere
+    expected_usd: dict[tuple[str, date], Decimal] = field(default_factory=dict)  # exact, per provider-day
     lines: dict[str, int] = field(default_factory=dict)
+    ce_minimum: int = 0  # Cost Explorer requests a year at CE_PAGE groups a page
 
     @property
     def days(self) -> list[date]:
@@ -93,7 +104,9 @@ class Organisation:
 
 def build_organisation(scale: float, first: date, seed: int = 17) -> Organisation:
     rng = np.random.default_rng(seed)
-    org = Organisation(scale, first, teams=max(3, round(300 * scale)), people=max(10, round(5000 * scale)))
+    people = max(10, round(5000 * scale))
+    teams = accounts = max(3, round(300 * scale))
+    org = Organisation(scale, first, teams=teams, people=people, seats=people, accounts=accounts)
     count = max(2, round(2000 * scale))
     org.projects = [f"proj_{i:05d}" for i in range(count)]
     org.workspaces = [f"wrkspc_{i:05d}" for i in range(count)]
@@ -128,7 +141,7 @@ def build_organisation(scale: float, first: date, seed: int = 17) -> Organisatio
             micro = np.maximum(
                 1, (np.outer(level, shares) * weekday * growth * rng.lognormal(0, 0.3, (count, len(items))) * 1e6)
             ).astype(np.int64)
-            org.expected_micro_usd[(provider, day)] = int(micro.sum())
+            org.expected_usd[(provider, day)] = Decimal(int(micro.sum())).scaleb(-6)
             buckets.append(render(day, keys, items, micro))
             usage.append(render_usage(day, keys, micro))
         org.lines[provider] = count * len(items) * DAYS
@@ -137,6 +150,8 @@ def build_organisation(scale: float, first: date, seed: int = 17) -> Organisatio
         # The daily run's answer: the last day alone (served when a request starts on that day).
         _paginate(org.pages, path, buckets[-1:], page_size, provider == "openai", DAILY)
         _paginate(org.pages, usage_path, usage[-1:], USAGE_PAGE, provider == "openai", DAILY)
+    more.render_copilot(org, rng)
+    more.render_aws(org, rng)
     return org
 
 
@@ -215,13 +230,15 @@ def _paginate(pages: dict, path: str, buckets: list[str], size: int, openai: boo
 
 
 class PageServer(ThreadingHTTPServer):
-    """Serves pre-rendered pages by (path, cursor); checks the admin key; counts requests per path."""
+    """Serves pre-rendered pages by (path, cursor), Cost Explorer's by its request key (`POST /`); checks the
+    credential; counts requests per path (per operation for Cost Explorer)."""
 
     daemon_threads = True
 
-    def __init__(self, pages: dict[tuple[str, str], bytes]) -> None:
+    def __init__(self, pages: dict[tuple[str, ...], bytes], links: dict[tuple[str, ...], str]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.pages = pages
+        self.links = {key: link.replace(more.BASE_URL, self.url) for key, link in links.items()}
         self.daily_day: date | None = None  # a request starting on this day gets the one-day page
         self.daily_start = 0
         self.requests: dict[str, int] = {}
@@ -230,6 +247,10 @@ class PageServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def count(self, what: str) -> None:
+        with self.lock:
+            self.requests[what] = self.requests.get(what, 0) + 1
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -243,17 +264,40 @@ class _Handler(BaseHTTPRequestHandler):
         starts = (query.get("start_time") or query.get("starting_at") or [""])[0]
         if not cursor and starts in (str(server.daily_start), f"{server.daily_day}T00:00:00Z"):
             cursor = DAILY
-        with server.lock:
-            server.requests[parts.path] = server.requests.get(parts.path, 0) + 1
-        authorised = self.headers.get("Authorization") == f"Bearer {OPENAI_KEY}" or (
-            self.headers.get("x-api-key") == ANTHROPIC_KEY
-        )
-        body = server.pages.get((parts.path, cursor)) if authorised else None
+        server.count(parts.path)
+        if parts.path.startswith(("/orgs/", "/organizations/")):
+            authorised = self.headers.get("Authorization") == f"Bearer {more.GITHUB_TOKEN}" and (
+                self.headers.get("X-GitHub-Api-Version") == more.GITHUB_API_VERSION
+            )
+        else:
+            authorised = self.headers.get("Authorization") == f"Bearer {OPENAI_KEY}" or (
+                self.headers.get("x-api-key") == ANTHROPIC_KEY
+            )
+        key = (parts.path, cursor)
+        body = server.pages.get(key) if authorised else None
         status = 200 if body is not None else (404 if authorised else 401)
-        body = body if body is not None else b'{"error":{"message":"not found or unauthorised"}}'
+        link = server.links.get(key) if body is not None else None
+        self.answer(status, body or b'{"error":{"message":"not found or unauthorised"}}', "application/json", link)
+
+    def do_POST(self) -> None:
+        """Cost Explorer (awsJson1.1): the operation from `X-Amz-Target`, the answer by the request's key."""
+        server: PageServer = self.server  # type: ignore[assignment]
+        request = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        operation = (self.headers.get("X-Amz-Target") or "").removeprefix(more.CE_TARGET)
+        server.count(operation)
+        if not more.ce_authorised(self.headers.get("Authorization")):
+            status, body = 400, b'{"__type":"UnrecognizedClientException","message":"The security token is invalid"}'
+        else:
+            body = server.pages.get(more.ce_request_key(operation, request))
+            status, body = (200, body) if body else (400, b'{"__type":"ValidationException","message":"not rendered"}')
+        self.answer(status, body, "application/x-amz-json-1.1")
+
+    def answer(self, status: int, body: bytes, content_type: str, link: str | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if link:
+            self.send_header("Link", link)
         self.end_headers()
         self.wfile.write(body)
 
@@ -274,6 +318,7 @@ def write_seeds(org: Organisation, folder: Path) -> None:
             f"{provider},{dimension},{key},team-{i % org.teams:03d},CC-{i % org.teams:03d},Product {i % 50},,"
             for i, key in enumerate(mapped)
         ]
+    rows += org.mapping
     (folder / "org_mapping.csv").write_text("\n".join(rows) + "\n")
     shutil.copyfile(REPO / "seeds" / "fx_rates.csv", folder / "fx_rates.csv")
     header = (REPO / "seeds" / "manual_invoices.csv").read_text().splitlines()[0]
@@ -326,6 +371,8 @@ def run_timings(dagster_home: Path, backfill: bool) -> dict[str, float]:
 def floor_seconds(database: Path, seeds: Path, first: date, after: date) -> tuple[float, bool]:
     """The transforms by hand-written DuckDB SQL over the run's raw rows; True when the tables match."""
     from aispend_pipeline.sources.anthropic.source import NORMALISE_SQL as ANTHROPIC_SQL
+    from aispend_pipeline.sources.aws.source import NORMALISE_SQL as AWS_SQL
+    from aispend_pipeline.sources.github_copilot.source import NORMALISE_SQL as COPILOT_SQL
     from aispend_pipeline.sources.openai.source import NORMALISE_SQL as OPENAI_SQL
 
     copy = database.with_name("floor.duckdb")
@@ -333,13 +380,24 @@ def floor_seconds(database: Path, seeds: Path, first: date, after: date) -> tupl
     con = duckdb.connect(str(copy))
     params = {"start": first, "end": after}
     started = time.perf_counter()
-    con.execute(f"CREATE TABLE f_li AS ({OPENAI_SQL}) UNION ALL BY NAME ({ANTHROPIC_SQL})", params)
+    sources = (OPENAI_SQL, ANTHROPIC_SQL, COPILOT_SQL, AWS_SQL)
+    con.execute("CREATE TABLE f_li AS " + " UNION ALL BY NAME ".join(f"({sql})" for sql in sources), params)
     con.execute(f"CREATE TABLE f_map AS SELECT * FROM read_csv('{seeds / 'org_mapping.csv'}', all_varchar = true)")
+    # A line's most specific rule first (a Copilot user, an AWS tag, a project or workspace), else its
+    # Copilot team's or AWS account's rule: one equi-join each.
     con.execute(
         """CREATE TABLE f_cli AS
-        SELECT l.*, coalesce(m.team, 'unallocated') AS team, m.cost_centre, m.product
-        FROM f_li l LEFT JOIN f_map m
-          ON m.provider = l.provider AND m.value = coalesce(l.project_id, l.workspace_id)"""
+        SELECT l.*, coalesce(m1.team, m2.team, 'unallocated') AS team,
+               if(m1.team IS NULL, m2.cost_centre, m1.cost_centre) AS cost_centre,
+               if(m1.team IS NULL, m2.product, m1.product) AS product
+        FROM f_li l
+        LEFT JOIN f_map m1 ON m1.provider = l.provider
+          AND m1.dimension = CASE l.provider WHEN 'openai' THEN 'project_id' WHEN 'anthropic' THEN 'workspace_id'
+                                             WHEN 'github_copilot' THEN 'user' WHEN 'aws' THEN 'tag' END
+          AND m1.value = coalesce(l.project_id, l.workspace_id, l.user_name, l.team_tag)
+        LEFT JOIN f_map m2 ON m2.provider = l.provider
+          AND m2.dimension = CASE l.provider WHEN 'github_copilot' THEN 'github_team' WHEN 'aws' THEN 'account_id' END
+          AND m2.value = coalesce(l.github_team, l.account_id)"""
     )
     con.execute(
         """CREATE TABLE f_tds AS
@@ -363,13 +421,13 @@ def floor_seconds(database: Path, seeds: Path, first: date, after: date) -> tupl
 def reconciled(database: Path, org: Organisation) -> bool:
     con = duckdb.connect(str(database), read_only=True)
     stored = {
-        (p, d): int(t.scaleb(6))
+        (p, d): t
         for p, d, t in con.execute(
             "SELECT provider, usage_date, sum(cost_usd) FROM main.cost_line_items GROUP BY 1, 2"
         ).fetchall()
     }
     con.close()
-    return stored == org.expected_micro_usd
+    return stored == org.expected_usd
 
 
 def measure(scale: float, workdir: Path, stock_event_log: bool = False) -> dict[str, object]:
@@ -380,7 +438,7 @@ def measure(scale: float, workdir: Path, stock_event_log: bool = False) -> dict[
     render_seconds = time.perf_counter() - began
     folder = workdir / f"scale-{scale}"
     write_seeds(org, folder / "seeds")
-    server = PageServer(org.pages)
+    server = PageServer(org.pages, org.links)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = {
         k: v
@@ -397,6 +455,7 @@ def measure(scale: float, workdir: Path, stock_event_log: bool = False) -> dict[
         "AISPEND_DUCKDB_PATH": str(database),
         "AISPEND_SEEDS_DIR": str(folder / "seeds"),
         "DAGSTER_HOME": str(folder / "dagster_home"),
+        **more.env(server.url),
     }
     if stock_event_log:  # the instance settings without the batched event log (what main had)
         from aispend_pipeline.instance import TEMPLATE
@@ -410,24 +469,27 @@ def measure(scale: float, workdir: Path, stock_event_log: bool = False) -> dict[
         wall, rss = run_materialize(env, first, last, folder)
         backfill_calls = dict(server.requests)
         daily_wall, daily_rss = run_materialize(env, last, last, folder)  # the next morning's run: one day
+        daily_calls = {k: n - backfill_calls.get(k, 0) for k, n in server.requests.items()}
     finally:
         server.shutdown()
         server.server_close()
     timings = run_timings(folder / "dagster_home", backfill=True)
     floor, same = floor_seconds(database, folder / "seeds", first, last + timedelta(days=1))
     transforms = timings["line_items"] + timings["cost_line_items"] + timings["team_daily_spend"]
-    minimum = {
-        OPENAI_PATH: math.ceil(DAYS / OPENAI_PAGE),
-        ANTHROPIC_PATH: math.ceil(DAYS / ANTHROPIC_PAGE),
-        OPENAI_USAGE_PATH: math.ceil(DAYS / USAGE_PAGE),
-        ANTHROPIC_USAGE_PATH: math.ceil(DAYS / USAGE_PAGE),
+    minimum = {  # what is counted (paths, or Cost Explorer's operations), and the fewest requests possible
+        "openai": ((OPENAI_PATH,), math.ceil(DAYS / OPENAI_PAGE)),
+        "anthropic": ((ANTHROPIC_PATH,), math.ceil(DAYS / ANTHROPIC_PAGE)),
+        "openai usage": ((OPENAI_USAGE_PATH,), math.ceil(DAYS / USAGE_PAGE)),
+        "anthropic usage": ((ANTHROPIC_USAGE_PATH,), math.ceil(DAYS / USAGE_PAGE)),
+        **more.call_minimum(org),
     }
     return {
         "scale": scale,
         "event_log": "stock" if stock_event_log else "batched",
         "org": f"{org.people} people, {org.teams} teams, {len(org.projects)} projects, "
-        f"{len(org.workspaces)} workspaces",
+        f"{len(org.workspaces)} workspaces, {org.seats} Copilot seats, {org.accounts} AWS accounts",
         "lines": sum(org.lines.values()),
+        "lines_by_source": org.lines,
         "page_mb": sum(len(b) for b in org.pages.values()) / 1e6,
         "render_s": render_seconds,
         "wall_s": wall,
@@ -440,7 +502,11 @@ def measure(scale: float, workdir: Path, stock_event_log: bool = False) -> dict[
         "floor_matches": same,
         "transforms_s": transforms,
         "floor_ratio": transforms / floor if floor else float("nan"),
-        "calls": {p: f"{backfill_calls.get(p, 0)} (min {m})" for p, m in minimum.items()},
+        "calls": {
+            name: f"{sum(backfill_calls.get(p, 0) for p in counted)} (min {least})"
+            for name, (counted, least) in minimum.items()
+        },
+        "daily_calls": {name: sum(daily_calls.get(p, 0) for p in counted) for name, (counted, _) in minimum.items()},
         "exact": reconciled(database, org),
     }
 
@@ -448,9 +514,13 @@ def measure(scale: float, workdir: Path, stock_event_log: bool = False) -> dict[
 LAYERS = (
     ("fetch openai", "fetch:openai"),
     ("fetch anthropic", "fetch:anthropic"),
+    ("fetch github_copilot", "fetch:github_copilot"),
+    ("fetch aws", "fetch:aws"),
     ("raw validate openai", "validate_raw:openai"),
     ("raw validate anthropic", "validate_raw:anthropic"),
-    ("pull (both, concurrent)", "pull"),
+    ("raw validate github_copilot", "validate_raw:github_copilot"),
+    ("raw validate aws", "validate_raw:aws"),
+    ("pull (all sources, concurrent)", "pull"),
     ("store raw", "store_raw"),
     ("normalise+validate", "line_items"),
     ("allocate", "cost_line_items"),
@@ -477,6 +547,8 @@ def print_table(results: list[dict]) -> None:
     row("Dagster event log", [str(r["event_log"]) for r in results])
     row("organisation", [str(r["org"]) for r in results])
     row("line items / year", [f"{r['lines'] / 1e6:.2f} M" for r in results])
+    for name in results[0]["lines_by_source"]:
+        row(f"- {name}", [f"{r['lines_by_source'].get(name, 0) / 1e6:.3f} M" for r in results])
     row("pre-rendered pages (not timed)", [f"{r['page_mb']:.0f} MB in {r['render_s']:.0f} s" for r in results])
     row("**wall time**", [f"**{r['wall_s']:.1f} s**" for r in results])
     for name, key in LAYERS:
@@ -485,13 +557,12 @@ def print_table(results: list[dict]) -> None:
     row("**peak RSS**", [f"**{r['rss_gb']:.2f} GB**" for r in results])
     row("**daily run (one day, after the year)**", [f"**{r['daily_wall_s']:.1f} s**" for r in results])
     row("daily run peak RSS", [f"{r['daily_rss_gb']:.2f} GB" for r in results])
+    row("daily run API calls", [", ".join(f"{k} {n}" for k, n in r["daily_calls"].items()) for r in results])
     row("transforms (normalise+allocate+rollup)", [f"{r['transforms_s']:.2f} s" for r in results])
     row("DuckDB floor (same tables, matched)", [f"{r['floor_s']:.2f} s ({r['floor_matches']})" for r in results])
     row("**floor ratio**", [f"**{r['floor_ratio']:.1f}x**" for r in results])
-    row("API calls openai", [r["calls"][OPENAI_PATH] for r in results])
-    row("API calls anthropic", [r["calls"][ANTHROPIC_PATH] for r in results])
-    row("API calls openai usage", [r["calls"].get(OPENAI_USAGE_PATH, "-") for r in results])
-    row("API calls anthropic usage", [r["calls"].get(ANTHROPIC_USAGE_PATH, "-") for r in results])
+    for name in results[0]["calls"]:
+        row(f"API calls {name}", [r["calls"].get(name, "-") for r in results])
     row("provider-day totals exact", ["yes" if r["exact"] else "NO" for r in results])
     slow = [max(LAYERS[:-1], key=lambda item: layer(r["timings"], item[1]))[0] for r in results]
     row("slowest layer (besides Dagster)", slow)

