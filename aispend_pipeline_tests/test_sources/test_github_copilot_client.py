@@ -21,14 +21,32 @@ from aispend_pipeline.core.money import MONEY_SCALE
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
 from aispend_pipeline.settings import SettingsError
 from aispend_pipeline.simulators.org import SyntheticOrg
-from aispend_pipeline.sources.base import frame_from_records, raw_frame
-from aispend_pipeline.sources.github_copilot.client import CopilotSeatDay, GitHubCopilotClient, daily_shares
+from aispend_pipeline.sources.base import FrameSink, frame_from_records, raw_frame
+from aispend_pipeline.sources.github_copilot.client import CHUNK_DAYS, GitHubCopilotClient, daily_shares
 from aispend_pipeline.sources.github_copilot.simulator import ORG_ID, GitHubCopilotSimulator
 from aispend_pipeline.sources.github_copilot.source import KEY_COLUMNS, RAW_TABLE, GitHubCopilotResource
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 
 AS_OF = date(2026, 10, 20)  # the seat list as of this day: bkernighan's seat ends on 2026-11-01
 FAST = {"max_retries": 2, "backoff_seconds": 0, "timeout_seconds": 5}
+
+
+@dataclasses.dataclass(frozen=True)
+class SeatDay:
+    """One seat-day line of the client's columns."""
+
+    usage_date: date
+    user_name: str | None
+    assignee_type: str | None
+    github_team: str | None
+    plan_type: str
+    seat_created_date: date
+    pending_cancellation_date: date | None
+    last_activity_at: str | None
+    last_activity_date: date | None
+    last_activity_editor: str | None
+    monthly_price_usd: Decimal
+    amount_usd: Decimal
 
 
 @pytest.fixture
@@ -46,7 +64,18 @@ def client(sim: GitHubCopilotSimulator, **options: Any) -> GitHubCopilotClient:
     return GitHubCopilotClient(**settings, **(FAST | http))
 
 
-def totals(lines: list[CopilotSeatDay]) -> dict[date, Decimal]:
+def seat_days(reader: GitHubCopilotClient, start: date, end: date, days: set[date] | None = None) -> list[SeatDay]:
+    """The client's seat-day columns as one record per line (money as Decimal), to assert on."""
+    lines = []
+    for chunk in reader.daily_seat_columns(start, end, days):
+        for values in zip(*chunk.values(), strict=True):
+            row = dict(zip(chunk, values, strict=True))
+            row["amount_usd"], row["monthly_price_usd"] = Decimal(row["amount_usd"]), Decimal(row["monthly_price_usd"])
+            lines.append(SeatDay(**row))
+    return lines
+
+
+def totals(lines: list[SeatDay]) -> dict[date, Decimal]:
     by_day: dict[date, Decimal] = defaultdict(Decimal)
     for line in lines:
         by_day[line.usage_date] += line.amount_usd
@@ -58,14 +87,14 @@ def month(year: int, number: int) -> tuple[date, date]:
     return first, first + timedelta(days=calendar.monthrange(year, number)[1])
 
 
-def seat_lines(lines: list[CopilotSeatDay], login: str | None) -> list[CopilotSeatDay]:
+def seat_lines(lines: list[SeatDay], login: str | None) -> list[SeatDay]:
     return [line for line in lines if line.user_name == login]
 
 
 def test_the_seat_list_is_read_across_link_pages_and_every_day_matches_exactly(sim: GitHubCopilotSimulator) -> None:
     reader = client(sim)
     start, end = AS_OF - timedelta(days=61), AS_OF + timedelta(days=1)
-    lines = reader.daily_seat_costs(start, end)
+    lines = seat_days(reader, start, end)
 
     # 14 seats in pages of 5: the billing call plus three seat pages, whatever the number of days.
     assert reader.request_count == 4 and sim.request_count() == 4
@@ -93,7 +122,7 @@ def test_a_seat_month_sums_exactly_to_the_plan_price_for_every_month_length_and_
 
 
 def test_a_full_month_of_a_seat_costs_the_business_price_exactly(sim: GitHubCopilotSimulator) -> None:
-    lines = client(sim).daily_seat_costs(*month(2026, 9))
+    lines = seat_days(client(sim), *month(2026, 9))
 
     ada = seat_lines(lines, "ada")
     assert len(ada) == 30 and sum(line.amount_usd for line in ada) == Decimal(19)
@@ -102,7 +131,7 @@ def test_a_full_month_of_a_seat_costs_the_business_price_exactly(sim: GitHubCopi
 
 def test_an_enterprise_organisation_prices_seats_at_39(sim: GitHubCopilotSimulator) -> None:
     sim.plan = "enterprise"
-    lines = client(sim).daily_seat_costs(*month(2026, 9))
+    lines = seat_days(client(sim), *month(2026, 9))
 
     assert sum(line.amount_usd for line in seat_lines(lines, "ada")) == Decimal(39)
     assert {line.plan_type for line in lines} == {"enterprise"}
@@ -110,7 +139,7 @@ def test_an_enterprise_organisation_prices_seats_at_39(sim: GitHubCopilotSimulat
 
 def test_the_price_setting_overrides_the_list_price(sim: GitHubCopilotSimulator) -> None:
     price = Decimal("17.10")
-    lines = client(sim, seat_price_usd=price).daily_seat_costs(*month(2026, 9))
+    lines = seat_days(client(sim, seat_price_usd=price), *month(2026, 9))
 
     assert sum(line.amount_usd for line in seat_lines(lines, "ada")) == price
     for day, total in totals(lines).items():
@@ -118,7 +147,7 @@ def test_the_price_setting_overrides_the_list_price(sim: GitHubCopilotSimulator)
 
 
 def test_a_seat_created_mid_month_is_billed_from_its_creation_day(sim: GitHubCopilotSimulator) -> None:
-    lines = seat_lines(client(sim).daily_seat_costs(*month(2026, 9)), "tberners")
+    lines = seat_lines(seat_days(client(sim), *month(2026, 9)), "tberners")
 
     assert [line.usage_date for line in lines] == [date(2026, 9, d) for d in range(15, 31)]
     assert sum(line.amount_usd for line in lines) == sum(daily_shares(Decimal(19), 2026, 9)[14:], Decimal(0))
@@ -126,7 +155,7 @@ def test_a_seat_created_mid_month_is_billed_from_its_creation_day(sim: GitHubCop
 
 
 def test_a_pending_cancellation_ends_the_seat_at_the_next_billing_cycle(sim: GitHubCopilotSimulator) -> None:
-    lines = seat_lines(client(sim).daily_seat_costs(date(2026, 10, 1), date(2026, 11, 15)), "bkernighan")
+    lines = seat_lines(seat_days(client(sim), date(2026, 10, 1), date(2026, 11, 15)), "bkernighan")
 
     assert {line.pending_cancellation_date for line in lines} == {date(2026, 11, 1)}
     assert max(line.usage_date for line in lines) == date(2026, 10, 31), "not billed from the cancellation date"
@@ -134,7 +163,7 @@ def test_a_pending_cancellation_ends_the_seat_at_the_next_billing_cycle(sim: Git
 
 
 def test_inactive_seats_stay_visible_with_their_last_activity(sim: GitHubCopilotSimulator) -> None:
-    lines = client(sim).daily_seat_costs(AS_OF - timedelta(days=1), AS_OF)
+    lines = seat_days(client(sim), AS_OF - timedelta(days=1), AS_OF)
     by_user = {line.user_name: line for line in lines}
 
     assert by_user["linus"].last_activity_date is None and by_user["linus"].amount_usd > 0, "never used, still paid"
@@ -147,7 +176,7 @@ def test_inactive_seats_stay_visible_with_their_last_activity(sim: GitHubCopilot
 
 
 def test_a_seat_without_assignee_or_plan_is_billed_by_its_team_at_the_org_plan(sim: GitHubCopilotSimulator) -> None:
-    lines = client(sim).daily_seat_costs(AS_OF - timedelta(days=1), AS_OF)
+    lines = seat_days(client(sim), AS_OF - timedelta(days=1), AS_OF)
 
     (orphan,) = seat_lines(lines, None)
     assert orphan.github_team == "platform" and orphan.assignee_type is None and orphan.amount_usd > 0
@@ -158,7 +187,7 @@ def test_a_seat_without_assignee_or_plan_is_billed_by_its_team_at_the_org_plan(s
 
 def test_a_rejected_token_names_the_setting_and_the_providers_message(sim: GitHubCopilotSimulator) -> None:
     with pytest.raises(SourceAuthError) as caught:
-        client(sim, token="ghp_wrongTokenValue123").daily_seat_costs(AS_OF, AS_OF + timedelta(days=1))
+        seat_days(client(sim, token="ghp_wrongTokenValue123"), AS_OF, AS_OF + timedelta(days=1))
 
     message = str(caught.value)
     assert message.startswith("github_copilot: /orgs/acme-ai/copilot/billing answered 401 (Bad credentials)")
@@ -169,7 +198,7 @@ def test_a_rejected_token_names_the_setting_and_the_providers_message(sim: GitHu
 
 def test_an_unknown_organisation_says_to_check_the_org_setting(sim: GitHubCopilotSimulator) -> None:
     with pytest.raises(SourcePayloadError) as caught:
-        client(sim, org="no-such-org").daily_seat_costs(AS_OF, AS_OF + timedelta(days=1))
+        seat_days(client(sim, org="no-such-org"), AS_OF, AS_OF + timedelta(days=1))
 
     assert str(caught.value).startswith(
         "github_copilot: /orgs/no-such-org/copilot/billing answered 404 (Not Found); check GITHUB_ORG"
@@ -182,7 +211,7 @@ def test_an_unknown_organisation_says_to_check_the_org_setting(sim: GitHubCopilo
 def test_rate_limits_are_retried(sim: GitHubCopilotSimulator, status: int, secondary: bool) -> None:
     sim.rate_limit_next(2, status=status, secondary=secondary)
     reader = client(sim)
-    lines = reader.daily_seat_costs(AS_OF - timedelta(days=1), AS_OF)
+    lines = seat_days(reader, AS_OF - timedelta(days=1), AS_OF)
 
     assert totals(lines)[AS_OF - timedelta(days=1)] == sim.expected_total_usd(AS_OF - timedelta(days=1))
     assert reader.request_count == 6 == sim.request_count(), "two rate-limited answers, then the four calls"
@@ -191,7 +220,7 @@ def test_rate_limits_are_retried(sim: GitHubCopilotSimulator, status: int, secon
 def test_a_persistent_rate_limit_names_source_status_and_what_to_do(sim: GitHubCopilotSimulator) -> None:
     sim.rate_limit_next(3)
     with pytest.raises(SourceUnavailableError) as caught:
-        client(sim).daily_seat_costs(AS_OF, AS_OF + timedelta(days=1))
+        seat_days(client(sim), AS_OF, AS_OF + timedelta(days=1))
 
     message = str(caught.value)
     assert message.startswith(
@@ -204,7 +233,7 @@ def test_a_persistent_rate_limit_names_source_status_and_what_to_do(sim: GitHubC
 def test_a_persistent_server_error_names_source_status_and_what_to_do(sim: GitHubCopilotSimulator) -> None:
     sim.fail_next(502, times=3)
     with pytest.raises(SourceUnavailableError) as caught:
-        client(sim).daily_seat_costs(AS_OF, AS_OF + timedelta(days=1))
+        seat_days(client(sim), AS_OF, AS_OF + timedelta(days=1))
 
     assert str(caught.value) == (
         "github_copilot: /orgs/acme-ai/copilot/billing still answered 502 after 2 retries (simulated HTTP 502); "
@@ -214,7 +243,7 @@ def test_a_persistent_server_error_names_source_status_and_what_to_do(sim: GitHu
 
 def test_no_requested_day_means_no_request(sim: GitHubCopilotSimulator) -> None:
     reader = client(sim)
-    assert reader.daily_seat_costs(AS_OF - timedelta(days=5), AS_OF, days=set()) == []
+    assert seat_days(reader, AS_OF - timedelta(days=5), AS_OF, days=set()) == []
     assert reader.request_count == 0
 
 
@@ -232,7 +261,7 @@ def serve(httpserver: HTTPServer, seats_json: str, plan: str = '"business"') -> 
 
 
 def test_the_headers_github_asks_for_are_sent(httpserver: HTTPServer) -> None:
-    serve(httpserver, "[]").daily_seat_costs(AS_OF, AS_OF + timedelta(days=1))
+    seat_days(serve(httpserver, "[]"), AS_OF, AS_OF + timedelta(days=1))
 
     request, _ = httpserver.log[0]
     assert request.headers["Authorization"] == "Bearer ghp_test"
@@ -245,14 +274,14 @@ def test_a_seat_without_created_at_names_the_seat_and_the_field(httpserver: HTTP
     reader = serve(httpserver, '[{"assignee": {"login": "octocat"}, "created_at": null}]')
 
     with pytest.raises(SourcePayloadError, match=r"seat 1 \(octocat\): field 'created_at' is None, expected an ISO"):
-        reader.daily_seat_costs(AS_OF, AS_OF + timedelta(days=1))
+        seat_days(reader, AS_OF, AS_OF + timedelta(days=1))
 
 
 def test_an_unknown_org_plan_needs_the_price_setting(httpserver: HTTPServer) -> None:
     reader = serve(httpserver, "[]", plan='"unknown"')
 
     with pytest.raises(SourcePayloadError, match="set AISPEND_COPILOT_SEAT_PRICE_USD to price its seats"):
-        reader.daily_seat_costs(AS_OF, AS_OF + timedelta(days=1))
+        seat_days(reader, AS_OF, AS_OF + timedelta(days=1))
 
 
 # ---------------------------------------------------------------- the resource: price setting, days computed
@@ -294,7 +323,7 @@ def test_the_raw_frame_of_many_seat_days_is_built_from_the_records_without_copyi
 ) -> None:
     # A year of an organisation's seats is ~1.5 M records; `dataclasses.asdict` deep-copied each field of
     # each (most of the pull's time). The frame must be the same as from those copies, without them.
-    lines = client(sim).daily_seat_costs(AS_OF - timedelta(days=61), AS_OF + timedelta(days=1))
+    lines = seat_days(client(sim), AS_OF - timedelta(days=61), AS_OF + timedelta(days=1))
     expected = raw_frame([dataclasses.asdict(line) for line in lines], RAW_TABLE, KEY_COLUMNS)
 
     def no_copy(*_: Any, **__: Any) -> Any:
@@ -305,3 +334,18 @@ def test_the_raw_frame_of_many_seat_days_is_built_from_the_records_without_copyi
 
     pd.testing.assert_frame_equal(frame, expected)
     assert len(frame) == len(lines) and frame["amount_usd"].map(Decimal).sum() == sum(totals(lines).values())
+
+
+def test_a_pull_hands_the_seat_days_over_a_month_of_columns_at_a_time(sim: GitHubCopilotSimulator) -> None:
+    # A year of 5,000 seats is ~1.5 M seat-days: built as columns and staged month by month, the pull holds
+    # one chunk, never a record per seat-day (the whole year as objects took ~2 GB).
+    start, end = AS_OF - timedelta(days=61), AS_OF + timedelta(days=1)
+    sink = FrameSink()
+    resource = GitHubCopilotResource(token=sim.token, org=sim.org_login, api_url=sim.url, duckdb_path="/nonexistent")
+    assert resource.streams
+    pulled = resource.pull_into(start, end, sink)
+    chunks = sink.chunks[RAW_TABLE.qualified_name]
+    assert pulled.frame is None and len(chunks) == 2, "62 days: 31 + 31"
+    assert all(len(set(chunk["usage_date"])) == CHUNK_DAYS for chunk in chunks)
+    lines = seat_days(client(sim), start, end)
+    pd.testing.assert_frame_equal(sink.frame(RAW_TABLE), frame_from_records(lines, RAW_TABLE, KEY_COLUMNS))

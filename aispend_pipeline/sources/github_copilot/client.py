@@ -11,15 +11,18 @@ exactly. It is billed from the UTC day of `created_at` and up to the day before
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
+import numpy as np
+
 from aispend_pipeline.core.days import days_between
-from aispend_pipeline.core.http import ApiClient, iter_link_pages
-from aispend_pipeline.core.money import SCALE_QUANTUM, spread_over_days
+from aispend_pipeline.core.http import ApiClient, Columns, iter_link_pages
+from aispend_pipeline.core.money import SCALE_QUANTUM, money_text, spread_over_days
 from aispend_pipeline.errors import SourcePayloadError
 
 SOURCE = "github_copilot"
@@ -49,20 +52,19 @@ class Seat:
         return self.created_day <= day and (self.ends_on is None or day < self.ends_on)
 
 
-@dataclass(frozen=True)
-class CopilotSeatDay:
-    usage_date: date
-    user_name: str | None
-    assignee_type: str | None
-    github_team: str | None
-    plan_type: str
-    seat_created_date: date
-    pending_cancellation_date: date | None
-    last_activity_at: str | None  # ISO 8601 in UTC
-    last_activity_date: date | None  # UTC day of last_activity_at
-    last_activity_editor: str | None
-    monthly_price_usd: Decimal
-    amount_usd: Decimal
+SEAT_COLUMNS = (  # the seat's own fields, the same on each of its days
+    "user_name",
+    "assignee_type",
+    "github_team",
+    "plan_type",
+    "seat_created_date",
+    "pending_cancellation_date",
+    "last_activity_at",  # ISO 8601 in UTC
+    "last_activity_date",  # UTC day of last_activity_at
+    "last_activity_editor",
+    "monthly_price_usd",
+)
+CHUNK_DAYS = 31  # seat-days handed over a month at a time: 5,000 seats are ~155,000 rows a chunk
 
 
 @cache
@@ -139,32 +141,50 @@ class GitHubCopilotClient:
             return self.seat_price_usd
         return PLAN_PRICES_USD[plan_type]
 
-    def daily_seat_costs(self, start: date, end: date, days: set[date] | None = None) -> list[CopilotSeatDay]:
-        """One line per seat and day of [start, end) (or of `days`) on which the seat is assigned."""
+    def daily_seat_columns(self, start: date, end: date, days: set[date] | None = None) -> Iterator[Columns]:
+        """The seat-day lines of [start, end) (or of its `days`): one per seat and day it is assigned.
+
+        As columns named like the raw table's (money as exact text), `CHUNK_DAYS` days at a time: a year of
+        thousands of seats is millions of lines, built with one array lookup per day, never an object each.
+        """
         wanted = [day for day in days_between(start, end) if days is None or day in days]
-        lines = []
-        for seat in self.seats() if wanted else []:
-            price = self.price(seat.plan_type)
+        seats = self.seats() if wanted else []
+        if not seats:
+            return
+        never = date.max.toordinal()
+        created = np.array([seat.created_day.toordinal() for seat in seats])
+        ends = np.array([never if seat.ends_on is None else seat.ends_on.toordinal() for seat in seats])
+        prices = [self.price(seat.plan_type) for seat in seats]
+        distinct = sorted(set(prices))
+        price_of = np.array([distinct.index(price) for price in prices])
+        own = {name: np.empty(len(seats), dtype=object) for name in SEAT_COLUMNS}
+        for i, (seat, price) in enumerate(zip(seats, prices, strict=True)):
             active = seat.last_activity_at
-            for day in wanted:
-                if seat.is_assigned(day):
-                    lines.append(
-                        CopilotSeatDay(
-                            usage_date=day,
-                            user_name=seat.user_name,
-                            assignee_type=seat.assignee_type,
-                            github_team=seat.github_team,
-                            plan_type=seat.plan_type,
-                            seat_created_date=seat.created_day,
-                            pending_cancellation_date=seat.ends_on,
-                            last_activity_at=None if active is None else active.isoformat(),
-                            last_activity_date=None if active is None else active.date(),
-                            last_activity_editor=seat.last_activity_editor,
-                            monthly_price_usd=price,
-                            amount_usd=seat_day_cost(price, day),
-                        )
-                    )
-        return lines
+            own["user_name"][i] = seat.user_name
+            own["assignee_type"][i] = seat.assignee_type
+            own["github_team"][i] = seat.github_team
+            own["plan_type"][i] = seat.plan_type
+            own["seat_created_date"][i] = seat.created_day
+            own["pending_cancellation_date"][i] = seat.ends_on
+            own["last_activity_at"][i] = None if active is None else active.isoformat()
+            own["last_activity_date"][i] = None if active is None else active.date()
+            own["last_activity_editor"][i] = seat.last_activity_editor
+            own["monthly_price_usd"][i] = money_text(price)
+        for first in range(0, len(wanted), CHUNK_DAYS):
+            held, on_day, amounts = [], [], []
+            for day in wanted[first : first + CHUNK_DAYS]:
+                seat_rows = np.flatnonzero((created <= day.toordinal()) & (day.toordinal() < ends))
+                shares = np.array([money_text(seat_day_cost(price, day)) for price in distinct], dtype=object)
+                held.append(seat_rows)
+                on_day.append(np.full(len(seat_rows), day, dtype=object))
+                amounts.append(shares[price_of[seat_rows]])
+            rows = np.concatenate(held)
+            if len(rows):
+                yield {
+                    "usage_date": np.concatenate(on_day),
+                    **{name: values[rows] for name, values in own.items()},
+                    "amount_usd": np.concatenate(amounts),
+                }
 
 
 def _seat(raw: Any, org_plan: str, number: int) -> Seat:
