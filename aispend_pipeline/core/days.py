@@ -35,15 +35,26 @@ def merge_daily_buckets(
     source: str, buckets: Iterable[tuple[date, list[Any]]], start: date, end: date
 ) -> dict[date, list[Any]]:
     """Results per day from daily buckets: a bucket repeated across pages (the same day twice) adds only
-    results not already seen, so nothing is counted twice."""
+    results not already seen, so nothing is counted twice. Results are compared by their canonical JSON,
+    computed only for a day that comes again (most days come once: a year of hundreds of accounts' groups
+    was otherwise serialised line by line)."""
     merged: dict[date, list[Any]] = {}
-    seen: dict[date, set[str]] = {}
+    seen: dict[date, set[str]] = {}  # a repeated day's results, canonical
     for day, results in buckets:
-        earlier = seen.setdefault(day, set())
-        keys = [json.dumps(result, sort_keys=True, default=str) for result in results]
-        merged.setdefault(day, []).extend(r for r, key in zip(results, keys, strict=True) if key not in earlier)
+        if day not in merged:
+            merged[day] = list(results)
+            continue
+        earlier = seen.get(day)
+        if earlier is None:
+            earlier = seen[day] = {_canonical(result) for result in merged[day]}
+        keys = [_canonical(result) for result in results]
+        merged[day].extend(r for r, key in zip(results, keys, strict=True) if key not in earlier)
         earlier.update(keys)
     return merged
+
+
+def _canonical(result: Any) -> str:
+    return json.dumps(result, sort_keys=True, default=str)
 
 
 def require_every_day(source: str, present: Iterable[date], start: date, end: date) -> None:

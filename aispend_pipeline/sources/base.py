@@ -6,6 +6,7 @@ one line in `sources/registry.py`: the assets, the demo, the simulators and the 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -178,7 +179,7 @@ def raw_frame(rows: list[dict[str, Any]], table: Table, key_columns: tuple[str, 
     `line_ordinal` numbers lines that share every key column, so identical lines stay distinct and
     keep their money instead of colliding on one key.
     """
-    texts = [{k: money_text(v) if isinstance(v, Decimal) else v for k, v in row.items()} for row in rows]
+    texts = [{k: _text(v) for k, v in row.items()} for row in rows]
     return frame_from_columns(pd.DataFrame(texts, columns=_payload_columns(table)), table, key_columns)
 
 
@@ -197,6 +198,16 @@ def frame_from_columns(
 
 def _payload_columns(table: Table) -> list[str]:
     return [c for c in table.column_names if c != "line_ordinal"]
+
+
+def record_columns(records: Sequence[Any]) -> dict[str, list[Any]]:
+    """A client's dataclass records as columns named like their fields (read, not copied), Decimals as text."""
+    names = [f.name for f in dataclasses.fields(records[0])] if records else []
+    return {name: [_text(getattr(record, name)) for record in records] for name in names}
+
+
+def _text(value: Any) -> Any:
+    return money_text(value) if isinstance(value, Decimal) else value
 
 
 def frame_from_records(records: list[Any], table: Table, key_columns: tuple[str, ...]) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+import pandas as pd
 import pytest
 import requests
 
@@ -25,7 +26,8 @@ from aispend_pipeline.sources.aws.simulator import (
     CostExplorerSimulator,
     bill_lines,
 )
-from aispend_pipeline.sources.aws.source import CostExplorerResource
+from aispend_pipeline.sources.aws.source import KEY_COLUMNS, RAW_TABLE, CostExplorerResource
+from aispend_pipeline.sources.base import FrameSink, frame_from_records
 
 START, END = date(2026, 10, 1), date(2026, 11, 1)  # 31 days, End exclusive
 DAY = date(2026, 10, 6)  # a Tuesday
@@ -319,3 +321,18 @@ def test_the_simulator_needs_a_sigv4_signature_and_the_json_11_target(sim) -> No
     assert unsigned.headers["Content-Type"] == "application/x-amz-json-1.1"
     wrong_target = requests.post(sim.url + "/", data="{}", headers=headers | {"X-Amz-Target": "X.Y"}, timeout=5)
     assert wrong_target.json()["__type"] == "UnknownOperationException"
+
+
+def test_a_pull_stages_each_service_and_account_as_soon_as_its_lines_add_up(sim) -> None:
+    # Hundreds of linked accounts are a year of ~0.8 M lines: the pull hands each (service, account)
+    # pair's checked lines to the run's staging, never holding the whole range's lines.
+    resource = CostExplorerResource(enabled="true", endpoint=sim.url)
+    assert resource.streams
+    sink = FrameSink()
+    pulled = resource.pull_into(START, END, sink)
+    chunks = sink.chunks[RAW_TABLE.qualified_name]
+    pairs = [{(s, a) for s, a in zip(chunk["service"], chunk["account_id"], strict=True)} for chunk in chunks]
+    assert pulled.frame is None and all(len(pair) == 1 for pair in pairs)
+    assert len(chunks) == len(set().union(*pairs)) == len(cost_requests(sim)) - 1  # less the totals request
+    expected = frame_from_records(client(sim).daily_costs(START, END), RAW_TABLE, KEY_COLUMNS)
+    pd.testing.assert_frame_equal(sink.frame(RAW_TABLE), expected)

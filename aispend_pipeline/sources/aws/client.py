@@ -125,6 +125,13 @@ class CostExplorerClient:
 
     def daily_costs(self, start: date, end: date) -> list[AwsCostLine]:
         """Every AI cost line of the UTC days [start, end)."""
+        return [line for lines in self.daily_cost_batches(start, end) for line in lines]
+
+    def daily_cost_batches(self, start: date, end: date) -> Iterator[list[AwsCostLine]]:
+        """The lines of [start, end), one (service, account) pair at a time, each checked against its totals.
+
+        A pair's lines are handed over as soon as they add up, so a pull of hundreds of accounts holds one
+        pair's answer, not the whole range's lines."""
         from botocore import exceptions as boto_exceptions
 
         where = f"{start}..{end - timedelta(days=1)}"
@@ -132,15 +139,16 @@ class CostExplorerClient:
             services = self.ai_services(start, end)
             by_pair = [dimension("SERVICE"), dimension("LINKED_ACCOUNT")]
             totals = self._answer(self._request(start, end, equals("SERVICE", services), by_pair, [COST]), start, end)
-            pair_totals = self._pair_totals(totals)
-            lines: list[AwsCostLine] = []
-            for service, account in sorted({(s, a) for (_, s, a) in pair_totals}):
+            by_pair_totals: dict[tuple[str, str], dict[tuple[date, str, str], Decimal]] = defaultdict(dict)
+            for key, total in self._pair_totals(totals).items():
+                by_pair_totals[key[1:]][key] = total
+            for (service, account), pair_totals in sorted(by_pair_totals.items()):
                 flt = {"And": [equals("SERVICE", [service]), equals("LINKED_ACCOUNT", [account])]}
                 by_line = [dimension("USAGE_TYPE"), {"Type": "TAG", "Key": self.tag_key}]
                 answer = self._answer(self._request(start, end, flt, by_line, [COST, USAGE]), start, end)
-                lines.extend(self._lines(answer, service, account, totals.names.get(account)))
-            self._reconcile(lines, pair_totals)
-            return lines
+                lines = self._lines(answer, service, account, totals.names.get(account))
+                self._reconcile(lines, pair_totals)
+                yield lines
         except boto_exceptions.ClientError as exc:
             raise self._client_error(exc, where) from None
         except (boto_exceptions.NoCredentialsError, boto_exceptions.PartialCredentialsError):

@@ -15,7 +15,15 @@ from aispend_pipeline.sources.aws.client import (
     CostExplorerClient,
     parse_services,
 )
-from aispend_pipeline.sources.base import FocusProvider, RawPull, Source, SourceResource, frame_from_records
+from aispend_pipeline.sources.base import (
+    FocusProvider,
+    FrameSink,
+    RawPull,
+    RowSink,
+    Source,
+    SourceResource,
+    record_columns,
+)
 
 KEY_COLUMNS = ("usage_date", "service", "account_id", "usage_type", "tag_key", "team_tag")
 
@@ -104,14 +112,22 @@ class CostExplorerResource(SourceResource):
     def not_configured_reason(self) -> str:
         return f"not configured: set {ENABLED_SETTING}=true to enable this source"
 
-    def pull(self, start: date, end: date) -> RawPull:
+    streams = True
+
+    def pull_into(self, start: date, end: date, sink: RowSink) -> RawPull:
+        """The lines of [start, end), each (service, account) pair's into `sink` as soon as it adds up."""
         client = CostExplorerClient(
             endpoint=self.endpoint, tag_key=self.tag_key, services=parse_services(self.extra_services)
         )
-        lines = client.daily_costs(start, end)
-        frame = frame_from_records(lines, RAW_TABLE, KEY_COLUMNS)
+        for lines in client.daily_cost_batches(start, end):
+            sink.append(RAW_TABLE, record_columns(lines), KEY_COLUMNS)
         # Cost Explorer answers every requested day (ResultsByTime has one per day, empty ones included).
-        return RawPull(frame, client.request_count, frozenset(days_between(start, end)))
+        return RawPull(None, client.request_count, frozenset(days_between(start, end)))
+
+    def pull(self, start: date, end: date) -> RawPull:
+        sink = FrameSink()
+        pulled = self.pull_into(start, end, sink)
+        return RawPull(sink.frame(RAW_TABLE), pulled.api_requests, pulled.days)
 
 
 SOURCE = Source(
