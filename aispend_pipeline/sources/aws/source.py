@@ -17,7 +17,6 @@ from aispend_pipeline.sources.aws.client import (
 )
 from aispend_pipeline.sources.base import (
     FocusProvider,
-    FrameSink,
     RawPull,
     RowSink,
     Source,
@@ -113,6 +112,7 @@ class CostExplorerResource(SourceResource):
         return f"not configured: set {ENABLED_SETTING}=true to enable this source"
 
     streams = True
+    raw_table = RAW_TABLE
 
     def pull_into(self, start: date, end: date, sink: RowSink) -> RawPull:
         """The lines of [start, end), each (service, account) pair's into `sink` as soon as it adds up."""
@@ -123,11 +123,6 @@ class CostExplorerResource(SourceResource):
             sink.append(RAW_TABLE, record_columns(lines), KEY_COLUMNS)
         # Cost Explorer answers every requested day (ResultsByTime has one per day, empty ones included).
         return RawPull(None, client.request_count, frozenset(days_between(start, end)))
-
-    def pull(self, start: date, end: date) -> RawPull:
-        sink = FrameSink()
-        pulled = self.pull_into(start, end, sink)
-        return RawPull(sink.frame(RAW_TABLE), pulled.api_requests, pulled.days)
 
 
 SOURCE = Source(

@@ -157,19 +157,8 @@ class GitHubCopilotClient:
         prices = [self.price(seat.plan_type) for seat in seats]
         distinct = sorted(set(prices))
         price_of = np.array([distinct.index(price) for price in prices])
-        own = {name: np.empty(len(seats), dtype=object) for name in SEAT_COLUMNS}
-        for i, (seat, price) in enumerate(zip(seats, prices, strict=True)):
-            active = seat.last_activity_at
-            own["user_name"][i] = seat.user_name
-            own["assignee_type"][i] = seat.assignee_type
-            own["github_team"][i] = seat.github_team
-            own["plan_type"][i] = seat.plan_type
-            own["seat_created_date"][i] = seat.created_day
-            own["pending_cancellation_date"][i] = seat.ends_on
-            own["last_activity_at"][i] = None if active is None else active.isoformat()
-            own["last_activity_date"][i] = None if active is None else active.date()
-            own["last_activity_editor"][i] = seat.last_activity_editor
-            own["monthly_price_usd"][i] = money_text(price)
+        fields = zip(*(_seat_fields(seat, price) for seat, price in zip(seats, prices, strict=True)), strict=True)
+        own = {name: _objects(values) for name, values in zip(SEAT_COLUMNS, fields, strict=True)}
         for first in range(0, len(wanted), CHUNK_DAYS):
             held, on_day, amounts = [], [], []
             for day in wanted[first : first + CHUNK_DAYS]:
@@ -185,6 +174,30 @@ class GitHubCopilotClient:
                     **{name: values[rows] for name, values in own.items()},
                     "amount_usd": np.concatenate(amounts),
                 }
+
+
+def _seat_fields(seat: Seat, price: Decimal) -> tuple[Any, ...]:
+    """A seat's values of `SEAT_COLUMNS`, in that order."""
+    active = seat.last_activity_at
+    return (
+        seat.user_name,
+        seat.assignee_type,
+        seat.github_team,
+        seat.plan_type,
+        seat.created_day,
+        seat.ends_on,
+        None if active is None else active.isoformat(),
+        None if active is None else active.date(),
+        seat.last_activity_editor,
+        money_text(price),
+    )
+
+
+def _objects(values: tuple[Any, ...]) -> np.ndarray:
+    """A 1-D object array (np.array would try to nest or convert dates and None)."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
 def _seat(raw: Any, org_plan: str, number: int) -> Seat:

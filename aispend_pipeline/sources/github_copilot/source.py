@@ -17,7 +17,7 @@ from aispend_pipeline.core.days import days_between
 from aispend_pipeline.core.money import parse_money
 from aispend_pipeline.schemas.table import DECIMAL, Column, Table
 from aispend_pipeline.settings import DEFAULT_DUCKDB_PATH, SettingsError, env_or, restatement_days
-from aispend_pipeline.sources.base import FocusProvider, FrameSink, RawPull, RowSink, Source, SourceResource
+from aispend_pipeline.sources.base import FocusProvider, RawPull, RowSink, Source, SourceResource
 from aispend_pipeline.sources.github_copilot.client import (
     DEFAULT_BASE_URL,
     ORG_SETTING,
@@ -102,6 +102,7 @@ class GitHubCopilotResource(SourceResource):
         return bool(self.token and self.org)
 
     streams = True
+    raw_table = RAW_TABLE
 
     def pull_into(self, start: date, end: date, sink: RowSink) -> RawPull:
         """The seat-days to compute, a month of columns at a time into `sink` (no object per seat-day)."""
@@ -110,11 +111,6 @@ class GitHubCopilotResource(SourceResource):
         for chunk in client.daily_seat_columns(start, end, days):
             sink.append(RAW_TABLE, chunk, KEY_COLUMNS)
         return RawPull(None, client.request_count, frozenset(days))
-
-    def pull(self, start: date, end: date) -> RawPull:
-        sink = FrameSink()
-        pulled = self.pull_into(start, end, sink)
-        return RawPull(sink.frame(RAW_TABLE), pulled.api_requests, pulled.days)
 
     def seat_price(self) -> Decimal | None:
         """The price override, exact: it must fit the money columns (12 decimals) and be positive."""
