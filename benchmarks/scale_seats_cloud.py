@@ -9,9 +9,10 @@ Enterprise plan.
 
 AWS Cost Explorer (at `--scale 1`: 300 linked accounts): Amazon Bedrock in every account (seven usage
 types a day, most with the `team` cost-allocation tag, some untagged) and Amazon Q in a quarter of them.
-The awsJson1.1 answers of the client's three kinds of request are rendered per (operation, first day,
-SERVICE filter, LINKED_ACCOUNT filter, NextPageToken): GetDimensionValues(SERVICE), the GetCostAndUsage
-grouped by SERVICE and LINKED_ACCOUNT, and one per (service, account) grouped by USAGE_TYPE and the tag.
+With far more accounts than usage types, the client fixes (service, usage type) by filter; the awsJson1.1
+answers of its requests are rendered per (operation, first day, Dimension or GroupBy keys, SERVICE and
+USAGE_TYPE filters, NextPageToken): GetDimensionValues of SERVICE and of LINKED_ACCOUNT, the GetCostAndUsage
+grouped by SERVICE and USAGE_TYPE, and one per (service, usage type) grouped by LINKED_ACCOUNT and the tag.
 Pages hold up to 1,000 groups (a day without groups takes one slot), so a day can be split across two
 pages and appear on both, as Cost Explorer pages.
 
@@ -70,7 +71,7 @@ def call_minimum(org: Organisation) -> dict[str, tuple[tuple[str, ...], int]]:
             (COPILOT_BILLING_PATH, COPILOT_SEATS_PATH, COPILOT_NEXT_PATH),
             1 + math.ceil(org.seats / SEATS_PAGE),
         ),
-        "aws GetDimensionValues": (("GetDimensionValues",), 1),
+        "aws GetDimensionValues": (("GetDimensionValues",), 2),
         "aws GetCostAndUsage": (("GetCostAndUsage",), org.ce_minimum),
     }
 
@@ -179,64 +180,72 @@ def render_aws(org: Organisation, rng: np.random.Generator) -> None:
     """The linked accounts' Bedrock and Amazon Q lines, as Cost Explorer answers the client's requests."""
     accounts = [f"{210000000000 + 7919 * i:012d}" for i in range(org.accounts)]
     team = {a: i % org.teams for i, a in enumerate(accounts)}
-    names = ",".join(
-        f'{{"Value":"{a}","Attributes":{{"description":"scale-account-{i:03d}"}}}}' for i, a in enumerate(accounts)
-    )
     pairs = [(BEDROCK, a) for a in accounts] + [(AMAZON_Q, a) for i, a in enumerate(accounts) if i % 4 == 1]
     pairs.sort()
     level = dict(zip(accounts, rng.lognormal(np.log(30.0), 1.0, len(accounts)), strict=True))  # USD a weekday
     q_seats = dict(zip(accounts, rng.integers(5, 60, len(accounts)), strict=True))
     shares = np.array([u[3] for u in BEDROCK_USAGE])
     estimated_from = min(datetime.now(UTC).date() - timedelta(days=2), datetime.now(UTC).date().replace(day=1))
-    totals: list[list[str]] = []  # per day: the (service, account) groups of the SERVICE + LINKED_ACCOUNT answer
-    pair_groups: dict[tuple[str, str], list[list[str]]] = {pair: [] for pair in pairs}  # per pair, per day
+    usage_keys = sorted(
+        {(BEDROCK, u[0]) for u in BEDROCK_USAGE} | {(s, Q_USAGE_TYPE) for s, _ in pairs if s == AMAZON_Q}
+    )
+    totals: list[list[str]] = []  # per day: the (service, usage type) groups of the totals answer
+    usage_groups: dict[tuple[str, str], list[list[str]]] = {key: [] for key in usage_keys}  # per key, per day
     for n, day in enumerate(org.days):
         weekday = (1.0 if day.weekday() < 5 else 0.3) * (1.0 + 0.5 * n / len(org.days))
-        day_total, day_groups = 0, []
-        for service, account in pairs:
+        day_groups: dict[tuple[str, str], list[str]] = {key: [] for key in usage_keys}
+        day_costs = dict.fromkeys(usage_keys, 0)
+        for service, account in pairs:  # sorted: each usage type's groups come in account order
             if service == BEDROCK:
                 units = np.maximum(1, level[account] * shares * weekday * rng.lognormal(0, 0.3, len(shares)) * 1e10)
-                groups = [
-                    _ce_group(usage, _tag(whose, team[account], org.teams), int(u), f"{int(u) // 700 + 1}", unit)
-                    for (usage, unit, whose, _), u in zip(BEDROCK_USAGE, units.astype(np.int64), strict=True)
-                ]
-                cost = int(units.astype(np.int64).sum())
+                for (usage, unit, whose, _), u in zip(BEDROCK_USAGE, units.astype(np.int64), strict=True):
+                    tag = _tag(whose, team[account], org.teams)
+                    day_groups[(BEDROCK, usage)].append(_ce_group(account, tag, int(u), f"{int(u) // 700 + 1}", unit))
+                    day_costs[(BEDROCK, usage)] += int(u)
             else:
                 month_days = calendar.monthrange(day.year, day.month)[1]
                 cost = int(q_seats[account]) * 19 * 10**10 // month_days
                 quantity = f"{Decimal(int(q_seats[account])) / month_days:.10f}"
-                groups = [_ce_group(Q_USAGE_TYPE, f"{TAG_KEY}$", cost, quantity, "User")]
-            pair_groups[(service, account)].append(groups)
-            day_groups.append(
-                f'{{"Keys":["{service}","{account}"],"Metrics":{{"UnblendedCost":{{"Amount":"{_amount(cost)}",'
+                day_groups[(AMAZON_Q, Q_USAGE_TYPE)].append(_ce_group(account, f"{TAG_KEY}$", cost, quantity, "User"))
+                day_costs[(AMAZON_Q, Q_USAGE_TYPE)] += cost
+        for key in usage_keys:
+            usage_groups[key].append(day_groups[key])
+        totals.append(
+            [
+                f'{{"Keys":["{service}","{usage}"],"Metrics":{{"UnblendedCost":{{"Amount":"{_amount(cost)}",'
                 '"Unit":"USD"}}}'
-            )
-            day_total += cost
-        totals.append(day_groups)
-        org.expected_usd[("aws", day)] = Decimal(day_total).scaleb(-10)
-        org.lines["aws"] = org.lines.get("aws", 0) + sum(len(pair_groups[p][-1]) for p in pairs)
+                for (service, usage), cost in day_costs.items()
+                if day_groups[(service, usage)]
+            ]
+        )
+        org.expected_usd[("aws", day)] = Decimal(sum(day_costs.values())).scaleb(-10)
+        org.lines["aws"] = org.lines.get("aws", 0) + sum(len(g) for g in day_groups.values())
     days = org.days
+    services = f"{BEDROCK},{AMAZON_Q}"
+    names = {
+        a: f'{{"Value":"{a}","Attributes":{{"description":"scale-account-{i:03d}"}}}}' for i, a in enumerate(accounts)
+    }
+    in_usage = {key: sorted({a for s, a in pairs if s == key[0]}) for key in usage_keys}
     for first_day in (0, len(days) - 1):  # the year's requests, and the next morning's one-day ones
         start = days[first_day]
         values = ",".join(f'{{"Value":"{s}","Attributes":{{}}}}' for s in CE_SERVICES)
-        org.pages[("GetDimensionValues", str(start), "", "", "")] = (
+        org.pages[("GetDimensionValues", str(start), "SERVICE", "", "", "")] = (
             f'{{"DimensionValues":[{values}],"ReturnSize":{len(CE_SERVICES)},"TotalSize":{len(CE_SERVICES)}}}'
         ).encode()
-        by_pair = '[{"Type":"DIMENSION","Key":"SERVICE"},{"Type":"DIMENSION","Key":"LINKED_ACCOUNT"}]'
-        calls = _ce_pages(
-            org.pages,
-            ("GetCostAndUsage", str(start), f"{BEDROCK},{AMAZON_Q}", ""),
-            days[first_day:],
-            totals[first_day:],
-            by_pair,
-            f"[{names}]",
-            estimated_from,
-        )
-        by_line = f'[{{"Type":"DIMENSION","Key":"USAGE_TYPE"}},{{"Type":"TAG","Key":"{TAG_KEY}"}}]'
-        for service, account in pairs:
-            key = ("GetCostAndUsage", str(start), service, account)
-            pair_days = pair_groups[(service, account)][first_day:]
-            calls += _ce_pages(org.pages, key, days[first_day:], pair_days, by_line, "[]", estimated_from)
+        assert len(accounts) <= CE_PAGE, "one page of linked accounts"
+        org.pages[("GetDimensionValues", str(start), "LINKED_ACCOUNT", services, "", "")] = (
+            f'{{"DimensionValues":[{",".join(names.values())}],"ReturnSize":{len(accounts)},'
+            f'"TotalSize":{len(accounts)}}}'
+        ).encode()
+        by_usage = '[{"Type":"DIMENSION","Key":"SERVICE"},{"Type":"DIMENSION","Key":"USAGE_TYPE"}]'
+        key = ("GetCostAndUsage", str(start), "SERVICE,USAGE_TYPE", services, "")
+        calls = _ce_pages(org.pages, key, days[first_day:], totals[first_day:], by_usage, "[]", estimated_from)
+        by_line = f'[{{"Type":"DIMENSION","Key":"LINKED_ACCOUNT"}},{{"Type":"TAG","Key":"{TAG_KEY}"}}]'
+        for service, usage in usage_keys:
+            key = ("GetCostAndUsage", str(start), "LINKED_ACCOUNT,TAG", service, usage)
+            attributes = f"[{','.join(names[a] for a in in_usage[(service, usage)])}]"
+            groups = usage_groups[(service, usage)][first_day:]
+            calls += _ce_pages(org.pages, key, days[first_day:], groups, by_line, attributes, estimated_from)
         if first_day == 0:
             org.ce_minimum = calls
     org.mapping += [
@@ -259,9 +268,9 @@ def _amount(units: int) -> str:
     return f"{units // 10**10}.{units % 10**10:010d}"
 
 
-def _ce_group(usage_type: str, tag: str, cost: int, quantity: str, unit: str) -> str:
+def _ce_group(account: str, tag: str, cost: int, quantity: str, unit: str) -> str:
     return (
-        f'{{"Keys":["{usage_type}","{tag}"],"Metrics":{{"UnblendedCost":{{"Amount":"{_amount(cost)}","Unit":"USD"}},'
+        f'{{"Keys":["{account}","{tag}"],"Metrics":{{"UnblendedCost":{{"Amount":"{_amount(cost)}","Unit":"USD"}},'
         f'"UsageQuantity":{{"Amount":"{quantity}","Unit":"{unit}"}}}}}}'
     )
 
@@ -307,18 +316,23 @@ def _token(key: tuple[str, ...], page: int) -> str:
 
 
 def ce_request_key(operation: str, body: dict[str, Any]) -> tuple[str, ...]:
-    """What a Cost Explorer request is answered by: operation, first day, SERVICE and LINKED_ACCOUNT filters, token."""
+    """What a Cost Explorer request is answered by: operation, first day, the Dimension or GroupBy keys, the
+    SERVICE and USAGE_TYPE filters, the token."""
     flt = body.get("Filter") or {}
     dimensions = {
         part["Dimensions"]["Key"]: ",".join(part["Dimensions"]["Values"])
         for part in flt.get("And", [flt])
         if "Dimensions" in part
     }
+    shape = body.get("Dimension") or ",".join(
+        g["Key"] if g["Type"] == "DIMENSION" else "TAG" for g in body.get("GroupBy") or []
+    )
     return (
         operation,
         str((body.get("TimePeriod") or {}).get("Start")),
+        str(shape),
         dimensions.get("SERVICE", ""),
-        dimensions.get("LINKED_ACCOUNT", ""),
+        dimensions.get("USAGE_TYPE", ""),
         str(body.get("NextPageToken") or ""),
     )
 

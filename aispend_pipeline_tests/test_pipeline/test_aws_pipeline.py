@@ -35,7 +35,7 @@ def test_a_month_matches_cost_explorer_per_day_teams_come_from_tags_and_accounts
     expected = {day: sim.expected_total_usd(day) for day in days_between(FIRST, LAST + timedelta(days=1))}
     assert aws_per_day(pipeline) == expected
     assert aws_per_day(pipeline, "main.team_daily_spend") == expected
-    assert sim.request_count() == 2 + len(sim.expected_pairs(FIRST, LAST + timedelta(days=1))) == 10
+    assert sim.request_count() == 4 + len(sim.expected_pairs(FIRST, LAST + timedelta(days=1))) == 12
 
     teams = dict(
         pipeline.db.rows("SELECT team, sum(cost_usd) FROM main.cost_line_items WHERE provider = 'aws' GROUP BY 1", {})

@@ -65,10 +65,11 @@ def test_a_month_is_a_fixed_number_of_range_requests_and_matches_the_bill_exactl
     lines = reader.daily_costs(START, END)
 
     pairs = sim.expected_pairs(START, END)
-    assert len(pairs) == 8
-    # One service discovery, one range request for the (service, account) totals, one per pair: never per day.
-    assert reader.request_count == sim.request_count() == 2 + len(pairs) == 10
-    assert sim.operation_count("GetDimensionValues") == 1
+    assert len(pairs) == 8 < len(sim.expected_pairs(START, END, "USAGE_TYPE")) == 12
+    # Service and account discovery, the (service, usage type) and (service, account) totals, one request
+    # per (service, account) pair, the fewer kind here: never per day.
+    assert reader.request_count == sim.request_count() == 4 + len(pairs) == 12
+    assert sim.operation_count("GetDimensionValues") == 2
     by_day = totals(lines)
     assert sorted(by_day) == [START + timedelta(days=i) for i in range(31)]
     assert all(by_day[day] == sim.expected_total_usd(day) for day in by_day)
@@ -80,7 +81,56 @@ def test_a_month_is_a_fixed_number_of_range_requests_and_matches_the_bill_exactl
 
     week = client(sim)
     week.daily_costs(START, START + timedelta(days=7))
-    assert week.request_count == 2 + len(sim.expected_pairs(START, START + timedelta(days=7)))
+    assert week.request_count == 4 + len(sim.expected_pairs(START, START + timedelta(days=7)))
+
+
+@pytest.fixture
+def many_accounts(monkeypatch: pytest.MonkeyPatch) -> Iterator[CostExplorerSimulator]:
+    """An organisation of 15 linked accounts: more accounts than (service, usage type) pairs."""
+    simulator = CostExplorerSimulator(SyntheticOrg(seed=7), linked_accounts=15)
+    simulator.start()
+    for name, value in simulator.env.items():
+        monkeypatch.setenv(name, value)
+    yield simulator
+    simulator.stop()
+
+
+def test_many_accounts_are_requested_per_usage_type_not_per_account(many_accounts) -> None:
+    sim = many_accounts
+    reader = client(sim)
+    lines = reader.daily_costs(START, END)
+
+    by_account, by_usage_type = sim.expected_pairs(START, END), sim.expected_pairs(START, END, "USAGE_TYPE")
+    assert len(by_account) == 40 and len(by_usage_type) == 12
+    # Discovery, the (service, usage type) totals, one request per (service, usage type) pair: no request
+    # names an account, so the count does not grow with the accounts.
+    assert reader.request_count == sim.request_count() == 3 + len(by_usage_type) == 15
+    line_requests = cost_requests(sim)[1:]
+    assert all(
+        b["GroupBy"] == [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}, {"Type": "TAG", "Key": "team"}]
+        for b in line_requests
+    )
+    assert {
+        (f["And"][0]["Dimensions"]["Values"][0], f["And"][1]["Dimensions"]["Values"][0])
+        for f in (b["Filter"] for b in line_requests)
+    } == by_usage_type
+    by_day = totals(lines)
+    assert len(by_day) == 31 and all(by_day[day] == sim.expected_total_usd(day) for day in by_day)
+    billed = {
+        (b.service, b.account_id, b.usage_type, b.tag("team"), b.day): b.cost
+        for day in by_day
+        for b in sim.bill(day)
+        if b.service in AI_SERVICES
+    }
+    assert {(x.service, x.account_id, x.usage_type, x.team_tag, x.usage_date): x.cost_usd for x in lines} == billed
+    names = {x.account_id: x.account_name for x in lines}
+    assert len(names) == 15 and names["210987654322"] == "search-prod-1"
+
+
+def test_lines_per_usage_type_that_do_not_add_up_are_an_error(many_accounts) -> None:
+    many_accounts.usage_type_drift = Decimal("0.01")  # the totals changed before the line requests
+    with pytest.raises(SourcePayloadError, match=r"usage type .*: the lines total .* but Cost Explorer's total is"):
+        client(many_accounts).daily_costs(DAY, DAY + timedelta(days=1))
 
 
 def test_each_line_keeps_service_account_usage_type_and_tag_with_the_exact_amount(sim) -> None:
@@ -126,7 +176,7 @@ def test_throttling_is_retried_by_botocore(sim) -> None:
     lines = reader.daily_costs(DAY, DAY + timedelta(days=1))
 
     assert totals(lines) == {DAY: sim.expected_total_usd(DAY)}
-    assert reader.request_count == 1 + 2 + len(sim.expected_pairs(DAY, DAY + timedelta(days=1)))
+    assert reader.request_count == 1 + 4 + len(sim.expected_pairs(DAY, DAY + timedelta(days=1)))
 
 
 def test_persistent_throttling_fails_with_a_message_naming_source_and_days(sim) -> None:
@@ -158,11 +208,12 @@ def test_marketplace_bedrock_edition_services_are_discovered_and_included(sim) -
 
     services = {x.service for x in lines}
     assert {SONNET_45, HAIKU_3} <= services
-    (discovery,) = [body for operation, body in sim.requests if operation == "GetDimensionValues"]
-    assert discovery["Dimension"] == "SERVICE"
-    totals_filter = cost_requests(sim)[0]["Filter"]["Dimensions"]
-    assert totals_filter["Key"] == "SERVICE" and {SONNET_45, HAIKU_3} <= set(totals_filter["Values"])
-    assert "MatchOptions" not in totals_filter, "Dimensions accept EQUALS only: never ENDS_WITH"
+    discovery, accounts = [body for operation, body in sim.requests if operation == "GetDimensionValues"]
+    assert discovery["Dimension"] == "SERVICE" and accounts["Dimension"] == "LINKED_ACCOUNT"
+    for body in (accounts, *cost_requests(sim)[:2]):
+        totals_filter = body["Filter"]["Dimensions"]
+        assert totals_filter["Key"] == "SERVICE" and {SONNET_45, HAIKU_3} <= set(totals_filter["Values"])
+        assert "MatchOptions" not in totals_filter, "Dimensions accept EQUALS only: never ENDS_WITH"
 
 
 def test_service_discovery_follows_its_pages(sim) -> None:
@@ -185,7 +236,7 @@ def test_the_tag_key_setting_names_the_tag_grouped_by(sim) -> None:
     lines = client(sim, tag_key="owner").daily_costs(DAY, DAY + timedelta(days=1))
 
     assert {x.team_tag for x in lines} == {None} and {x.tag_key for x in lines} == {"owner"}
-    assert {"Type": "TAG", "Key": "owner"} in cost_requests(sim)[1]["GroupBy"]
+    assert {"Type": "TAG", "Key": "owner"} in cost_requests(sim)[2]["GroupBy"]
     assert totals(lines)[DAY] == sim.expected_total_usd(DAY)
 
 
@@ -197,13 +248,21 @@ def test_a_day_missing_from_the_answer_is_an_error(sim) -> None:
 
 def test_lines_that_do_not_add_up_to_the_service_total_are_an_error(sim) -> None:
     sim.usage_type_drift = Decimal("0.01")  # the data changed between the totals and the line requests
-    with pytest.raises(SourcePayloadError, match=r"the usage-type lines total .* but the service total is"):
+    with pytest.raises(SourcePayloadError, match=r"account .*: the lines total .* but Cost Explorer's total is"):
         client(sim).daily_costs(DAY, DAY + timedelta(days=1))
 
 
 def test_a_malformed_amount_names_the_field_and_day(sim) -> None:
     sim.amount_overrides = {"USE1-Claude3Sonnet-input-tokens": "12,50"}
     with pytest.raises(SourcePayloadError, match=r"aws 2026-10-06: field 'Metrics.UnblendedCost.Amount'"):
+        client(sim).daily_costs(DAY, DAY + timedelta(days=1))
+
+
+def test_an_answer_that_is_not_json_is_a_payload_error(sim) -> None:
+    sim.fail_next(200, {"Content-Type": "application/x-amz-json-1.1"}, body='{"ResultsByTime": [')
+    with pytest.raises(
+        SourcePayloadError, match=r"^aws 2026-10-06\.\.2026-10-06: Cost Explorer answered HTTP 200 .* not JSON"
+    ):
         client(sim).daily_costs(DAY, DAY + timedelta(days=1))
 
 
@@ -333,6 +392,6 @@ def test_a_pull_stages_each_service_and_account_as_soon_as_its_lines_add_up(sim)
     chunks = sink.chunks[RAW_TABLE.qualified_name]
     pairs = [{(s, a) for s, a in zip(chunk["service"], chunk["account_id"], strict=True)} for chunk in chunks]
     assert pulled.frame is None and all(len(pair) == 1 for pair in pairs)
-    assert len(chunks) == len(set().union(*pairs)) == len(cost_requests(sim)) - 1  # less the totals request
+    assert len(chunks) == len(set().union(*pairs)) == len(cost_requests(sim)) - 2  # less the totals requests
     expected = frame_from_records(client(sim).daily_costs(START, END), RAW_TABLE, KEY_COLUMNS)
     pd.testing.assert_frame_equal(sink.frame(RAW_TABLE), expected)

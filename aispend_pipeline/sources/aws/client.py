@@ -1,14 +1,22 @@
 """AWS Cost Explorer through boto3's `ce` client: the AI services' daily cost per account, usage type and tag.
 
 Cost Explorer groups by at most two keys per request, and mapping needs four (service, linked account,
-usage type, team tag). Two of them are fixed by filters instead, with no estimate anywhere:
+usage type, team tag). Two of them are fixed by filters instead, with no estimate anywhere: the service
+and either the linked account or the usage type, whichever gives fewer requests.
 
 1. `GetDimensionValues(SERVICE)` over the range: the Marketplace model services, "... (Amazon Bedrock
    Edition)", which a filter cannot match by suffix (Dimensions accept only EQUALS).
 2. One `GetCostAndUsage` over the whole range, filtered to the AI services and grouped by SERVICE and
-   LINKED_ACCOUNT: which (service, account) pairs have spend, and their exact daily totals.
-3. One `GetCostAndUsage` per such pair (filtered to that service and account), grouped by USAGE_TYPE and
-   the cost-allocation tag: the lines. They must add up to the pair's totals of step 2, day by day.
+   USAGE_TYPE: the (service, usage type) pairs with spend and their exact daily totals; and
+   `GetDimensionValues(LINKED_ACCOUNT)` with the same filter: the accounts and their names.
+3. With more usage-type pairs than accounts, a second totals request grouped by SERVICE and
+   LINKED_ACCOUNT gives the (service, account) pairs; the fewer pairs of the two kinds are requested.
+4. One `GetCostAndUsage` per pair (filtered to that service and account or usage type), grouped by the
+   other of the two and the cost-allocation tag: the lines. They must add up to the pair's totals, day by
+   day, and (per account) to the usage-type totals of step 2 as well.
+
+A large organisation (hundreds of accounts, a few usage types) is then a few requests a day, whatever the
+number of accounts; a single account with many models is one request per service.
 
 Each request covers the whole range (DAILY granularity, End exclusive) and follows NextPageToken; a day
 repeated across pages is merged, never counted twice, and every requested day must be answered.
@@ -19,13 +27,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from aispend_pipeline.core.days import bucket_day, merge_daily_buckets, require_every_day, utc_midnight
-from aispend_pipeline.core.money import fit_money, parse_money
+from aispend_pipeline.core.money import day_money_texts, parse_money
 from aispend_pipeline.core.secrets import safe_url
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
 
@@ -37,6 +47,8 @@ DEFAULT_TAG_KEY = "team"
 DEFAULT_SERVICES = ("Amazon Bedrock", "Amazon Q")
 MARKETPLACE_SUFFIX = "(Amazon Bedrock Edition)"
 COST, USAGE = "UnblendedCost", "UsageQuantity"
+LINKED_ACCOUNT, USAGE_TYPE = "LINKED_ACCOUNT", "USAGE_TYPE"
+GROUPED_BESIDE = {LINKED_ACCOUNT: USAGE_TYPE, USAGE_TYPE: LINKED_ACCOUNT}  # the fixed key -> the grouped one
 THROTTLING_CODES = frozenset(
     {"LimitExceededException", "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
@@ -59,6 +71,9 @@ CREDENTIALS_HINT = (
 )
 
 
+Columns = dict[str, list[Any]]
+
+
 @dataclass(frozen=True)
 class AwsCostLine:
     usage_date: date
@@ -72,6 +87,9 @@ class AwsCostLine:
     quantity: Decimal | None
     unit: str | None
     estimated: bool
+
+
+LINE_FIELDS = tuple(f.name for f in fields(AwsCostLine))
 
 
 def parse_services(extra: str | None) -> tuple[str, ...]:
@@ -124,33 +142,53 @@ class CostExplorerClient:
     # --- the pull
 
     def daily_costs(self, start: date, end: date) -> list[AwsCostLine]:
-        """Every AI cost line of the UTC days [start, end)."""
-        return [line for lines in self.daily_cost_batches(start, end) for line in lines]
+        """Every AI cost line of the UTC days [start, end), as records (the pipeline stages the columns)."""
+        return [
+            AwsCostLine(*row[:7], Decimal(row[7]), None if row[8] is None else Decimal(row[8]), *row[9:])
+            for columns in self.daily_cost_batches(start, end)
+            for row in zip(*columns.values(), strict=True)
+        ]
 
-    def daily_cost_batches(self, start: date, end: date) -> Iterator[list[AwsCostLine]]:
-        """The lines of [start, end), one (service, account) pair at a time, each checked against its totals.
+    def daily_cost_batches(self, start: date, end: date) -> Iterator[Columns]:
+        """The lines of [start, end) as columns named like `AwsCostLine`'s fields (money as exact text), one
+        pair (service and account, or service and usage type) at a time.
 
-        A pair's lines are handed over as soon as they add up, so a pull of hundreds of accounts holds one
-        pair's answer, not the whole range's lines."""
+        A pair's lines are handed over as soon as they add up to its totals, so a pull of hundreds of
+        accounts holds one pair's answer, not the whole range's lines; no object is made per line."""
         from botocore import exceptions as boto_exceptions
 
         where = f"{start}..{end - timedelta(days=1)}"
         try:
-            services = self.ai_services(start, end)
-            by_pair = [dimension("SERVICE"), dimension("LINKED_ACCOUNT")]
-            totals = self._answer(self._request(start, end, equals("SERVICE", services), by_pair, [COST]), start, end)
-            by_pair_totals: dict[tuple[str, str], dict[tuple[date, str, str], Decimal]] = defaultdict(dict)
-            for key, total in self._pair_totals(totals).items():
-                by_pair_totals[key[1:]][key] = total
-            for (service, account), pair_totals in sorted(by_pair_totals.items()):
-                flt = {"And": [equals("SERVICE", [service]), equals("LINKED_ACCOUNT", [account])]}
-                by_line = [dimension("USAGE_TYPE"), {"Type": "TAG", "Key": self.tag_key}]
+            ai = equals("SERVICE", self.ai_services(start, end))
+            by_usage_type = self._totals(start, end, ai, USAGE_TYPE)
+            names = self._accounts(start, end, ai)
+            fixed, totals = USAGE_TYPE, by_usage_type
+            if len(by_usage_type) > len(names):  # (service, account) pairs may be fewer: count them
+                by_account = self._totals(start, end, ai, LINKED_ACCOUNT)
+                if len(by_account) < len(by_usage_type):
+                    fixed, totals = LINKED_ACCOUNT, by_account
+            summed: dict[tuple[str, str], dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+            for (service, value), pair_totals in sorted(totals.items()):
+                flt = {"And": [equals("SERVICE", [service]), equals(fixed, [value])]}
+                by_line = [dimension(GROUPED_BESIDE[fixed]), {"Type": "TAG", "Key": self.tag_key}]
                 answer = self._answer(self._request(start, end, flt, by_line, [COST, USAGE]), start, end)
-                lines = self._lines(answer, service, account, totals.names.get(account))
-                self._reconcile(lines, pair_totals)
-                yield lines
+                columns = self._columns(answer, service, fixed, value, names | answer.names)
+                by_day: dict[date, Decimal] = defaultdict(Decimal)
+                for day, usage_type, cost in zip(
+                    columns["usage_date"], columns["usage_type"], map(Decimal, columns["cost_usd"]), strict=True
+                ):
+                    by_day[day] += cost
+                    summed[(service, usage_type)][day] += cost
+                _reconciled(by_day, pair_totals, service, fixed, value)
+                yield columns
+            for (service, usage_type), pair_totals in sorted(by_usage_type.items()):
+                _reconciled(summed.get((service, usage_type), {}), pair_totals, service, USAGE_TYPE, usage_type)
         except boto_exceptions.ClientError as exc:
             raise self._client_error(exc, where) from None
+        except msgspec.DecodeError as exc:
+            raise SourcePayloadError(
+                SOURCE, f"Cost Explorer answered HTTP 200 with a body that is not JSON ({exc}); re-run later", where
+            ) from None
         except (boto_exceptions.NoCredentialsError, boto_exceptions.PartialCredentialsError):
             raise SourceAuthError(SOURCE, f"no AWS credentials found: {CREDENTIALS_HINT}", where) from None
         except (boto_exceptions.ConnectionError, boto_exceptions.HTTPClientError) as exc:
@@ -170,6 +208,31 @@ class CostExplorerClient:
             found.extend(str(v.get("Value") or "") for v in page.get("DimensionValues") or [])
         return list(dict.fromkeys([*self.services, *(s for s in found if is_ai_service(s, self.services))]))
 
+    def _accounts(self, start: date, end: date, ai: dict[str, Any]) -> dict[str, str]:
+        """The linked accounts with AI spend in the range, and their names ("" when Cost Explorer has none)."""
+        request: dict[str, Any] = {"TimePeriod": _period(start, end), "Dimension": LINKED_ACCOUNT, "Filter": ai}
+        return {
+            str(v.get("Value") or ""): str((v.get("Attributes") or {}).get("description") or "")
+            for page in self._pages("get_dimension_values", request)
+            for v in page.get("DimensionValues") or []
+        }
+
+    def _totals(
+        self, start: date, end: date, ai: dict[str, Any], beside: str
+    ) -> dict[tuple[str, str], dict[date, Decimal]]:
+        """The daily totals of each (service, `beside` value) pair with spend: SERVICE and `beside` grouped."""
+        answer = self._answer(
+            self._request(start, end, ai, [dimension("SERVICE"), dimension(beside)], [COST]), start, end
+        )
+        totals: dict[tuple[str, str], dict[date, Decimal]] = defaultdict(dict)
+        for day, groups in answer.groups.items():
+            for group in groups:
+                service, value = _keys(group, day)
+                if not is_ai_service(service, self.services):
+                    raise SourcePayloadError(SOURCE, f"the answer holds service {service!r}, which was not asked", day)
+                totals[(service, value)][day] = _cost(group, day)
+        return dict(totals)
+
     # --- requests
 
     @property
@@ -185,6 +248,7 @@ class CostExplorerClient:
             )
             client = boto3.session.Session().client("ce", region_name=REGION, endpoint_url=self.endpoint, config=config)
             client.meta.events.register("before-send", self._count)
+            client.meta.events.register("before-parse.cost-explorer", _decoded_answer)
             self._ce = client
         return self._ce
 
@@ -237,58 +301,41 @@ class CostExplorerClient:
                 raise SourcePayloadError(SOURCE, f"group {list(repeated)} came twice with different amounts", day)
         return _Answer(groups, estimated, names)
 
-    def _pair_totals(self, answer: _Answer) -> dict[tuple[date, str, str], Decimal]:
-        totals: dict[tuple[date, str, str], Decimal] = {}
-        for day, groups in answer.groups.items():
-            for group in groups:
-                service, account = _keys(group, day)
-                if not is_ai_service(service, self.services):
-                    raise SourcePayloadError(SOURCE, f"the answer holds service {service!r}, which was not asked", day)
-                totals[(day, service, account)] = _cost(group, day)
-        return totals
-
-    def _lines(self, answer: _Answer, service: str, account: str, name: str | None) -> list[AwsCostLine]:
-        lines = []
+    def _columns(self, answer: _Answer, service: str, fixed: str, value: str, names: dict[str, str]) -> Columns:
+        """One answer's groups as columns, in one pass per day (money checked as a column: `day_money_texts`)."""
+        columns: Columns = {name: [] for name in LINE_FIELDS}
         for day, groups in sorted(answer.groups.items()):
-            for group in groups:
-                usage_type, tag = _keys(group, day)
-                key, _, value = tag.partition("$")
+            grouped, tags = zip(*(_keys(group, day) for group in groups), strict=True) if groups else ((), ())
+            costs = [_metric(group, COST, day) for group in groups]
+            if any(metric.get("Unit") != "USD" for metric in costs):
+                unit = next(m.get("Unit") for m in costs if m.get("Unit") != "USD")
+                raise SourcePayloadError(SOURCE, f"field 'Metrics.{COST}.Unit' is {unit!r}: only USD is supported", day)
+            usage = [_metric(g, USAGE, day) if USAGE in (g.get("Metrics") or {}) else None for g in groups]
+            team_tags = []
+            for tag in tags:
+                key, _, tag_value = tag.partition("$")
                 if key != self.tag_key:
                     raise SourcePayloadError(SOURCE, f"group key {tag!r} is not the tag {self.tag_key!r}", day)
-                quantity, unit = _usage(group, day)
-                lines.append(
-                    AwsCostLine(
-                        usage_date=day,
-                        service=service,
-                        account_id=account,
-                        account_name=name,
-                        usage_type=usage_type,
-                        tag_key=self.tag_key,
-                        team_tag=value or None,
-                        cost_usd=_cost(group, day),
-                        quantity=quantity,
-                        unit=unit,
-                        estimated=answer.estimated.get(day, False),
-                    )
-                )
-        return lines
-
-    @staticmethod
-    def _reconcile(lines: list[AwsCostLine], pair_totals: dict[tuple[date, str, str], Decimal]) -> None:
-        """The usage-type lines of each service, account and day must add up to its total exactly."""
-        summed: dict[tuple[date, str, str], Decimal] = defaultdict(Decimal)
-        for line in lines:
-            summed[(line.usage_date, line.service, line.account_id)] += line.cost_usd
-        for key in sorted(set(summed) | set(pair_totals)):
-            if summed.get(key, Decimal(0)) != pair_totals.get(key, Decimal(0)):
-                day, service, account = key
-                raise SourcePayloadError(
-                    SOURCE,
-                    f"{service} in account {account}: the usage-type lines total {summed.get(key, 0)} USD but the "
-                    f"service total is {pair_totals.get(key, 0)} USD (Cost Explorer's data changed between "
-                    "requests); stored days were kept: re-run later",
-                    day,
-                )
+                team_tags.append(tag_value or None)
+            accounts, usage_types = ([value] * len(groups), list(grouped))
+            if fixed == USAGE_TYPE:
+                accounts, usage_types = usage_types, accounts
+            n = len(groups)
+            columns["usage_date"] += [day] * n
+            columns["service"] += [service] * n
+            columns["account_id"] += accounts
+            columns["account_name"] += [names.get(a) or None for a in accounts]
+            columns["usage_type"] += usage_types
+            columns["tag_key"] += [self.tag_key] * n
+            columns["team_tag"] += team_tags
+            columns["cost_usd"] += _exact_costs([m["Amount"] for m in costs], day)
+            quantities = [m["Amount"] if m else None for m in usage]  # may carry more digits than the column
+            columns["quantity"] += day_money_texts(
+                SOURCE, f"Metrics.{USAGE}.Amount", quantities, day, None, optional=True
+            )
+            columns["unit"] += [None if not m or m.get("Unit") in (None, "", "N/A") else str(m["Unit"]) for m in usage]
+            columns["estimated"] += [answer.estimated.get(day, False)] * n
+        return columns
 
     # --- errors
 
@@ -317,8 +364,40 @@ class CostExplorerClient:
         return SourcePayloadError(SOURCE, f"Cost Explorer answered {code or status}: {message}", where)
 
 
+def _decoded_answer(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """A successful answer decoded in one pass (msgspec) instead of botocore's walk of the output shape, field
+    by field (half of a large pull's time). For Cost Explorer's JSON 1.1 answers both give the same keys and
+    values (strings, numbers, booleans; no timestamps or blobs); errors are still parsed by botocore."""
+    if response_dict.get("status_code") == 200 and response_dict.get("body"):
+        customized_response_dict.update(msgspec.json.decode(response_dict["body"]))
+        response_dict["body"] = b"{}"
+
+
+def _exact_costs(amounts: list[Any], day: date) -> list[str | None]:
+    """A day's UnblendedCost amounts as exact text: an amount that does not fit DECIMAL(38, 12) is an error,
+    never rounded (Cost Explorer writes 10 decimal places)."""
+    rounding: dict[date, Decimal] = {}
+    texts = day_money_texts(SOURCE, f"Metrics.{COST}.Amount", amounts, day, rounding)
+    if rounding:
+        raise SourcePayloadError(SOURCE, f"field 'Metrics.{COST}.Amount' has more than 12 decimal places", day)
+    return texts
+
+
 def _period(start: date, end: date) -> dict[str, str]:
     return {"Start": start.isoformat(), "End": end.isoformat()}  # End is exclusive
+
+
+def _reconciled(summed: dict[date, Decimal], totals: dict[date, Decimal], service: str, fixed: str, value: str) -> None:
+    """A pair's lines must add up to Cost Explorer's total for the pair exactly, day by day."""
+    for day in sorted(set(summed) | set(totals)):
+        if summed.get(day, Decimal(0)) != totals.get(day, Decimal(0)):
+            what = f"account {value}" if fixed == LINKED_ACCOUNT else f"usage type {value}"
+            raise SourcePayloadError(
+                SOURCE,
+                f"{service}, {what}: the lines total {summed.get(day, 0)} USD but Cost Explorer's total is "
+                f"{totals.get(day, 0)} USD (its data changed between requests); stored days were kept: re-run later",
+                day,
+            )
 
 
 def _result_day(result: dict[str, Any], start: date, end: date) -> date:
@@ -358,15 +437,3 @@ def _cost(group: dict[str, Any], day: date) -> Decimal:
         return parse_money(metric["Amount"])
     except ValueError as exc:
         raise SourcePayloadError(SOURCE, f"field 'Metrics.{COST}.Amount': {exc}", day) from None
-
-
-def _usage(group: dict[str, Any], day: date) -> tuple[Decimal | None, str | None]:
-    if USAGE not in (group.get("Metrics") or {}):
-        return None, None
-    metric = _metric(group, USAGE, day)
-    try:
-        quantity, _ = fit_money(metric["Amount"])  # a quantity may carry more digits than the column
-    except ValueError as exc:
-        raise SourcePayloadError(SOURCE, f"field 'Metrics.{USAGE}.Amount': {exc}", day) from None
-    unit = metric.get("Unit")
-    return quantity, (str(unit) if unit not in (None, "", "N/A") else None)

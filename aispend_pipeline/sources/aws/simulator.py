@@ -163,10 +163,26 @@ class CostLine:
         return next((v for k, v in self.tags if k == key), None)
 
 
-def bill_lines(org: SyntheticOrg, day: date) -> list[CostLine]:
+AccountProfile = tuple[str, float, float, dict[str, float], dict[str | None, float], int]
+
+
+def account_profiles(count: int = len(ACCOUNTS)) -> dict[str, AccountProfile]:
+    """`count` linked accounts: the three above, then copies of them with their own ids, names and amounts."""
+    profiles = list(ACCOUNTS.items())
+    accounts = {}
+    for i in range(count):
+        account, profile = profiles[i % len(profiles)]
+        copy = i // len(profiles)
+        if copy:
+            account, profile = f"{int(account) + copy:012d}", (f"{profile[0]}-{copy}", *profile[1:])
+        accounts[account] = profile
+    return accounts
+
+
+def bill_lines(org: SyntheticOrg, day: date, accounts: Mapping[str, AccountProfile] = ACCOUNTS) -> list[CostLine]:
     """Every line of the organisation's bill on `day`, AI and non-AI."""
     lines = []
-    for account, (_, budget, activity, usage, tags, seats) in ACCOUNTS.items():
+    for account, (_, budget, activity, usage, tags, seats) in accounts.items():
         ai_shares = sum(share for key, share in usage.items() if key not in NON_AI)
         for key, share in usage.items():
             service, usage_type, price, unit = USAGE[key]
@@ -192,8 +208,16 @@ class CostExplorerSimulator(HttpSimulator):
 
     source = "aws"
 
-    def __init__(self, org: SyntheticOrg, *, max_page_size: int | None = None, **server_options: Any) -> None:
+    def __init__(
+        self,
+        org: SyntheticOrg,
+        *,
+        max_page_size: int | None = None,
+        linked_accounts: int = len(ACCOUNTS),
+        **server_options: Any,
+    ) -> None:
         super().__init__(org, max_page_size=max_page_size, **server_options)
+        self.accounts = account_profiles(linked_accounts)
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.dropped_days: set[date] = set()  # days a faulty answer leaves out of ResultsByTime
         self.repeat_group_across_pages = False  # a page that repeats the previous page's last group
@@ -206,7 +230,7 @@ class CostExplorerSimulator(HttpSimulator):
         """The day's bill (computed once: every request reads it again)."""
         with self._lock:
             if day not in self._bills:
-                self._bills[day] = bill_lines(self.org, day)
+                self._bills[day] = bill_lines(self.org, day, self.accounts)
             return self._bills[day]
 
     @property
@@ -244,10 +268,10 @@ class CostExplorerSimulator(HttpSimulator):
         wanted = set(services)
         return sum((line.cost for line in self.bill(day) if line.service in wanted), Decimal(0))
 
-    def expected_pairs(self, start: date, end: date) -> set[tuple[str, str]]:
-        """(service, account) pairs with AI spend in [start, end): one line request each."""
+    def expected_pairs(self, start: date, end: date, beside: str = "LINKED_ACCOUNT") -> set[tuple[str, str]]:
+        """(service, account) or (service, usage type) pairs with AI spend in [start, end)."""
         return {
-            (line.service, line.account_id)
+            (line.service, line.value(beside))
             for day in days_between(start, end)
             for line in self.bill(day)
             if line.service in AI_SERVICES
@@ -362,7 +386,7 @@ class CostExplorerSimulator(HttpSimulator):
             answer["GroupDefinitions"] = group_by
         if any(g == {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"} for g in group_by):
             answer["DimensionValueAttributes"] = [
-                {"Value": account, "Attributes": {"description": ACCOUNTS[account][0]}}
+                {"Value": account, "Attributes": {"description": self.accounts[account][0]}}
                 for account in sorted({line.account_id for line in lines})
             ]
         if offset + size < len(slots):
@@ -429,7 +453,10 @@ class CostExplorerSimulator(HttpSimulator):
         page = values[offset : offset + size]
         answer: dict[str, Any] = {
             "DimensionValues": [
-                {"Value": v, "Attributes": {"description": ACCOUNTS[v][0]} if dimension == "LINKED_ACCOUNT" else {}}
+                {
+                    "Value": v,
+                    "Attributes": {"description": self.accounts[v][0]} if dimension == "LINKED_ACCOUNT" else {},
+                }
                 for v in page
             ],
             "ReturnSize": len(page),

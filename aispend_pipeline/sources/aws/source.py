@@ -21,7 +21,6 @@ from aispend_pipeline.sources.base import (
     RowSink,
     Source,
     SourceResource,
-    record_columns,
 )
 
 KEY_COLUMNS = ("usage_date", "service", "account_id", "usage_type", "tag_key", "team_tag")
@@ -119,8 +118,8 @@ class CostExplorerResource(SourceResource):
         client = CostExplorerClient(
             endpoint=self.endpoint, tag_key=self.tag_key, services=parse_services(self.extra_services)
         )
-        for lines in client.daily_cost_batches(start, end):
-            sink.append(RAW_TABLE, record_columns(lines), KEY_COLUMNS)
+        for columns in client.daily_cost_batches(start, end):
+            sink.append(RAW_TABLE, columns, KEY_COLUMNS)
         # Cost Explorer answers every requested day (ResultsByTime has one per day, empty ones included).
         return RawPull(None, client.request_count, frozenset(days_between(start, end)))
 
