@@ -51,3 +51,28 @@ def test_a_bad_staged_value_is_named_though_the_numbering_is_not_scanned() -> No
     with pytest.raises(ValidationError, match=r"openai 2026-11-05: field 'amount_usd' failed str_matches"):
         staging.finish()
     staging.drop()
+
+
+def test_columns_keep_their_types_through_arrow_and_mixed_columns_still_stage() -> None:
+    # Columns go to DuckDB as Arrow arrays: dates stay dates, NULLs stay NULL, ints stay ints, and a
+    # column Arrow cannot type (text and a number) still stages through object columns, cast by DuckDB.
+    con = duckdb.connect()
+    staging = Staging(con, "openai", [RAW_TABLE])
+    typed = chunk(["p1", None], ["1.5", "2"]) | {"quantity": ["10", None]}
+    staging.append(RAW_TABLE, typed, KEY_COLUMNS)
+    staging.append(RAW_TABLE, chunk(["p3"], ["0.25"]) | {"quantity": [7]}, KEY_COLUMNS)
+    mixed = chunk(["p4", "p5"], ["1", "2"]) | {"quantity": ["3", 4]}
+    staging.append(RAW_TABLE, mixed, KEY_COLUMNS)
+    assert staging.finish() == {RAW_TABLE.qualified_name: 5}
+    rows = con.execute(
+        f"SELECT usage_date, project_id, amount_usd, quantity, quantity_unit, arrival "
+        f"FROM {staged_name(RAW_TABLE)}__arrived ORDER BY arrival"
+    ).fetchall()
+    assert rows == [
+        (DAY, "p1", "1.5", "10", None, 0),
+        (DAY, None, "2", None, None, 1),
+        (DAY, "p3", "0.25", "7", None, 2),
+        (DAY, "p4", "1", "3", None, 3),
+        (DAY, "p5", "2", "4", None, 4),
+    ]
+    staging.drop()
