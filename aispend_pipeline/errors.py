@@ -51,3 +51,11 @@ class SeedError(AispendError):
 
 class ValidationError(AispendError):
     """Rows broke a table's schema: the message names the source, the day and the field."""
+
+
+def failure_message(source: str, exc: Exception) -> str:
+    """What a failed source reports: a pipeline error's own message, else its type and first line (scrubbed)."""
+    if isinstance(exc, AispendError):
+        return str(exc)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return str(AispendError(f"{source}: unexpected {type(exc).__name__}: {first}"))

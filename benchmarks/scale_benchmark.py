@@ -326,14 +326,15 @@ def write_seeds(org: Organisation, folder: Path) -> None:
 
 
 def run_materialize(env: dict[str, str], first: date, last: date, cwd: Path) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of one `aispend materialize` process."""
+    """(wall seconds, peak memory bytes) of one `aispend materialize` process and the pull workers it starts:
+    the larger of its own peak RSS and the peak of the process tree's sampled PSS (shared pages counted once)."""
     command = [AISPEND, "materialize", "--start", str(first), "--end", str(last)]
     started = time.perf_counter()
     with open(cwd / "materialize.log", "wb") as out:
         process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
         peak = 0
         while process.poll() is None:
-            peak = max(peak, _high_water_mark(process.pid))
+            peak = max(peak, _high_water_mark(process.pid), _tree_pss(process.pid))
             time.sleep(0.05)
     wall = time.perf_counter() - started
     if process.returncode != 0:
@@ -351,6 +352,22 @@ def _high_water_mark(pid: int) -> int:
     except (FileNotFoundError, ProcessLookupError):
         pass
     return 0
+
+
+def _tree_pss(pid: int) -> int:
+    """The proportional set size of the process and its descendants now (bytes): a pull worker forked from the
+    forkserver shares its imported modules' pages, which RSS would count once per process."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text().splitlines()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        pending += [int(child) for child in children]
+        total += next((int(line.split()[1]) * 1024 for line in rollup if line.startswith("Pss:")), 0)
+    return total
 
 
 def run_timings(dagster_home: Path, backfill: bool) -> dict[str, float]:
@@ -474,6 +491,7 @@ def measure(scale: float, workdir: Path, stock_event_log: bool = False) -> dict[
         server.shutdown()
         server.server_close()
     timings = run_timings(folder / "dagster_home", backfill=True)
+    daily_timings = run_timings(folder / "dagster_home", backfill=False)
     floor, same = floor_seconds(database, folder / "seeds", first, last + timedelta(days=1))
     transforms = timings["line_items"] + timings["cost_line_items"] + timings["team_daily_spend"]
     minimum = {  # what is counted (paths, or Cost Explorer's operations), and the fewest requests possible
@@ -497,6 +515,8 @@ def measure(scale: float, workdir: Path, stock_event_log: bool = False) -> dict[
         "timings": timings,
         "daily_wall_s": daily_wall,
         "daily_rss_gb": daily_rss / 1e9,
+        "daily_timings": daily_timings,
+        "daily_bookkeeping_s": daily_wall - daily_timings["total"],
         "bookkeeping_s": wall - timings["total"],
         "floor_s": floor,
         "floor_matches": same,
@@ -537,6 +557,11 @@ def layer(timings: dict[str, float], key: str | tuple[str, ...]) -> float:
     return sum(timings.get(k, 0.0) for k in ((key,) if isinstance(key, str) else key))
 
 
+def _slowest(timings: dict[str, float], count: int = 3) -> str:
+    layers = {k: v for k, v in timings.items() if k != "total" and ":" not in k}
+    return ", ".join(f"{k} {v:.1f} s" for k, v in sorted(layers.items(), key=lambda kv: -kv[1])[:count])
+
+
 def print_table(results: list[dict]) -> None:
     print("\n| measure | " + " | ".join(f"1/{round(1 / r['scale'])}" for r in results) + " |")
     print("|---|" + "---:|" * len(results))
@@ -554,9 +579,14 @@ def print_table(results: list[dict]) -> None:
     for name, key in LAYERS:
         row(name, [f"{layer(r['timings'], key):.2f} s" for r in results])
     row("Dagster bookkeeping (wall - step)", [f"{r['bookkeeping_s']:.1f} s" for r in results])
-    row("**peak RSS**", [f"**{r['rss_gb']:.2f} GB**" for r in results])
+    row("**peak memory** (RSS, or the tree's PSS with workers)", [f"**{r['rss_gb']:.2f} GB**" for r in results])
     row("**daily run (one day, after the year)**", [f"**{r['daily_wall_s']:.1f} s**" for r in results])
     row("daily run peak RSS", [f"{r['daily_rss_gb']:.2f} GB" for r in results])
+    row(
+        "daily run: step / Dagster bookkeeping",
+        [f"{r['daily_timings']['total']:.1f} / {r['daily_bookkeeping_s']:.1f} s" for r in results],
+    )
+    row("daily run: its three slowest layers", [_slowest(r["daily_timings"]) for r in results])
     row("daily run API calls", [", ".join(f"{k} {n}" for k, n in r["daily_calls"].items()) for r in results])
     row("transforms (normalise+allocate+rollup)", [f"{r['transforms_s']:.2f} s" for r in results])
     row("DuckDB floor (same tables, matched)", [f"{r['floor_s']:.2f} s ({r['floor_matches']})" for r in results])

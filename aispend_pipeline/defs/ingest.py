@@ -1,5 +1,8 @@
 """Raw pulls: every source fetched for the run's range, concurrently, each failure kept to its source.
 
+Each source's pull has a thread of the run; a long range's streaming pull (a backfill) decodes in a
+worker process (`sources/worker.py`), so that the sources' Python work runs on every core.
+
 A source's client fetches the whole range in as few requests as the provider's page size allows; its
 rows are staged in the run's copy as they arrive (`warehouse/staging.py`: page by page for the sources
 whose answers can be large, one checked frame for the others) and checked there in SQL. A failing
@@ -21,10 +24,11 @@ import dagster as dg
 from aispend_pipeline.core.days import days_between
 from aispend_pipeline.defs.metadata import days_summary, days_text, table_metadata, usd
 from aispend_pipeline.defs.outcome import CheckOutcome, StepOutcome
-from aispend_pipeline.errors import AispendError
+from aispend_pipeline.errors import failure_message
 from aispend_pipeline.schemas.table import DECIMAL
 from aispend_pipeline.schemas.validation import validate
 from aispend_pipeline.sources.base import RawPull, Source, SourceResource
+from aispend_pipeline.sources.worker import pull_in_worker
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
 from aispend_pipeline.warehouse.staging import Staging, staged_name
 
@@ -32,6 +36,9 @@ TOTAL_CHECK = "stored_total_matches_source"
 FRESHNESS_CHECK = "data_is_fresh"
 FRESHNESS_LIMITS = {"daily": timedelta(hours=36), "monthly": timedelta(days=40)}
 MAX_PARALLEL_PULLS = 8
+# A streaming source's pull of this many days or more runs in a worker process (`sources/worker.py`), so
+# that the pulls decode in parallel; a shorter one (a daily run) is cheaper in the run's thread.
+WORKER_MIN_DAYS = 32
 
 
 def raw_asset_key(source: Source) -> dg.AssetKey:
@@ -81,7 +88,9 @@ def _pull_one(source: Source, resource: SourceResource, start: date, end: date, 
         staging.drop()
         return SourcePull(source, "not configured", reason=resource.not_configured_reason)
     try:
-        if resource.streams:
+        if resource.streams and (end - start).days >= WORKER_MIN_DAYS:
+            pull = pull_in_worker(resource, source.name, start, end, staging)
+        elif resource.streams:
             pull = resource.pull_into(start, end, staging)
         else:
             pull = resource.pull(start, end)
@@ -90,8 +99,7 @@ def _pull_one(source: Source, resource: SourceResource, start: date, end: date, 
         rows = staging.finish()
     except Exception as exc:  # a failing source (clear error or not) stays with its source and stores nothing
         staging.drop()
-        message = str(exc) if isinstance(exc, AispendError) else _unexpected(source, exc)
-        return SourcePull(source, "failed", error=message, seconds=time.monotonic() - began)
+        return SourcePull(source, "failed", error=failure_message(source.name, exc), seconds=time.monotonic() - began)
     pull = RawPull(None, pull.api_requests, pull.days, pull.rounding_usd)
     return SourcePull(
         source,
@@ -112,11 +120,6 @@ def _stage_frames(source: Source, pull: RawPull, staging: Staging) -> None:
     for table in source.companion_tables:
         if table.qualified_name in pull.companions:
             staging.append(table, validate(table, pull.companions[table.qualified_name], source.name), None)
-
-
-def _unexpected(source: Source, exc: Exception) -> str:
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return AispendError(f"{source.name}: unexpected {type(exc).__name__}: {first}").args[0]
 
 
 def covered_days(pulled: SourcePull, start: date, end: date) -> list[date]:

@@ -15,9 +15,11 @@ from typing import Any, ClassVar, Protocol
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 
 from aispend_pipeline.core.money import money_text
 from aispend_pipeline.schemas.table import Table
+from aispend_pipeline.warehouse.staging import Rows
 
 
 @dataclass(frozen=True)
@@ -76,28 +78,27 @@ class Source:
 
 
 class RowSink(Protocol):
-    """Where a pull hands its rows as they arrive (the run's staging, or frames for a caller)."""
+    """Where a pull hands its rows as they arrive (the run's staging, a worker's pipe, or frames for a caller)."""
 
-    def append(
-        self, table: Table, rows: Mapping[str, Sequence[Any]] | pd.DataFrame, key_columns: tuple[str, ...] | None
-    ) -> None: ...
+    def append(self, table: Table, rows: Rows, key_columns: tuple[str, ...] | None) -> None: ...
 
 
 class FrameSink:
     """Collects a pull's chunks into one raw frame per table (for tests and small ranges)."""
 
     def __init__(self) -> None:
-        self.chunks: dict[str, list[Mapping[str, Sequence[Any]] | pd.DataFrame]] = {}
+        self.chunks: dict[str, list[Rows]] = {}
         self.keys: dict[str, tuple[Table, tuple[str, ...] | None]] = {}
 
-    def append(
-        self, table: Table, rows: Mapping[str, Sequence[Any]] | pd.DataFrame, key_columns: tuple[str, ...] | None
-    ) -> None:
+    def append(self, table: Table, rows: Rows, key_columns: tuple[str, ...] | None) -> None:
         self.chunks.setdefault(table.qualified_name, []).append(rows)
         self.keys[table.qualified_name] = (table, key_columns)
 
     def frame(self, table: Table) -> pd.DataFrame:
-        chunks = [pd.DataFrame(c) for c in self.chunks.get(table.qualified_name, [])]
+        chunks = [
+            c.to_pandas() if isinstance(c, pa.Table) else pd.DataFrame(c)
+            for c in self.chunks.get(table.qualified_name, [])
+        ]
         rows = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=_payload_columns(table))
         keys = self.keys.get(table.qualified_name, (table, None))[1]
         return frame_from_columns(rows, table, keys) if keys else table.conform(rows)

@@ -29,6 +29,7 @@ ORDER_COLUMN = "arrival"  # the line's position in the pull, for `line_ordinal`
 ORDINAL_COLUMN = "line_ordinal"
 ARRIVED_SUFFIX = "__arrived"  # the staged rows as they arrived, under the view that numbers them
 _chunk_names = itertools.count()
+Rows = Mapping[str, Sequence[Any]] | pd.DataFrame | pa.Table  # a chunk: columns, a frame or an Arrow table
 
 
 def staged_name(table: Table) -> str:
@@ -52,18 +53,20 @@ class Staging:
             connection.execute(f"CREATE OR REPLACE TABLE {staged_name(table)} ({columns}, {ORDER_COLUMN} BIGINT)")
         self.connection = connection.cursor()  # the pull thread's own connection to the same file
 
-    def append(
-        self, table: Table, rows: Mapping[str, Sequence[Any]] | pd.DataFrame, key_columns: tuple[str, ...] | None
-    ) -> None:
+    def append(self, table: Table, rows: Rows, key_columns: tuple[str, ...] | None) -> None:
         """Stage a chunk of `table`'s rows (columns named like the table's). With `key_columns`, `finish`
         numbers the lines; without, the rows carry their own `line_ordinal`."""
         name = table.qualified_name
         self.key_columns[name] = key_columns
-        count = len(rows) if isinstance(rows, pd.DataFrame) else len(next(iter(rows.values()), ()))
+        frame = columns_table(rows) if isinstance(rows, Mapping) else rows
+        count = frame.num_rows if isinstance(frame, pa.Table) else len(frame)
         if not count:
             return
         order = np.arange(self.arrived[name], self.arrived[name] + count)
-        frame = rows.assign(**{ORDER_COLUMN: order}) if isinstance(rows, pd.DataFrame) else _columns_frame(rows, order)
+        if isinstance(frame, pa.Table):
+            frame = frame.append_column(ORDER_COLUMN, pa.array(order))
+        else:
+            frame = frame.assign(**{ORDER_COLUMN: order})
         self.arrived[name] += count
         chunk = f"staged_chunk_{next(_chunk_names)}"
         self.connection.register(chunk, frame)
@@ -114,12 +117,11 @@ class Staging:
         self.connection.close()
 
 
-def _columns_frame(columns: Mapping[str, Sequence[Any]], order: np.ndarray) -> pa.Table | pd.DataFrame:
+def columns_table(columns: Mapping[str, Sequence[Any]]) -> pa.Table | pd.DataFrame:
     """A client's columns as an Arrow table (built in C, scanned by DuckDB without Python objects or the
     GIL: 2.3x faster than object columns); None stays NULL. Columns Arrow cannot type (mixed kinds) go as
     pandas object columns, which DuckDB casts value by value."""
     try:
-        return pa.table({**{name: pa.array(values) for name, values in columns.items()}, ORDER_COLUMN: order})
+        return pa.table({name: pa.array(values) for name, values in columns.items()})
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in columns.items()})
-        return frame.assign(**{ORDER_COLUMN: order})
+        return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in columns.items()})
