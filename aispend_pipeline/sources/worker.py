@@ -76,7 +76,7 @@ def pull_in_worker(resource: SourceResource, source: str, start: date, end: date
             try:
                 message = receiving.recv()
             except EOFError:
-                worker.join()
+                worker.join(timeout=5)
                 raise AispendError(
                     f"{source}: the pull's worker process stopped without an answer (exit code {worker.exitcode})"
                 ) from None
@@ -114,8 +114,7 @@ class _PipeSink:
 
     def append(self, table: Table, rows: Rows, key_columns: tuple[str, ...] | None) -> None:
         frame = columns_table(rows) if isinstance(rows, Mapping) else rows
-        arrow = isinstance(frame, pa.Table)
-        self.connection.send(_Chunk(table.qualified_name, key_columns, arrow))
+        self.connection.send(_Chunk(table.qualified_name, key_columns, isinstance(frame, pa.Table)))
         if isinstance(frame, pa.Table):
             stream = pa.BufferOutputStream()
             with pa.ipc.new_stream(stream, frame.schema) as writer:
