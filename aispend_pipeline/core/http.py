@@ -28,6 +28,7 @@ import msgspec
 import requests
 
 from aispend_pipeline.core.days import require_every_day
+from aispend_pipeline.core.decoding import PayloadStruct
 from aispend_pipeline.core.secrets import safe_url, scrub
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
 
@@ -256,7 +257,7 @@ def short_text(text: str) -> str:
     return line if len(line) <= ERROR_TEXT_LIMIT else line[: ERROR_TEXT_LIMIT - 3] + "..."
 
 
-class _CursorPage(msgspec.Struct):
+class _CursorPage(PayloadStruct):
     """A `{data, has_more, next_page}` page; `data` elements stay undecoded bytes (`msgspec.Raw`)."""
 
     data: list[msgspec.Raw]

@@ -38,7 +38,7 @@ def build_cost_line_items(
     """Snapshot the org mapping into the run's copy and attribute days [start, end) of line items."""
     rules = read_org_mapping(seeds_dir)
     warehouse.replace_table(ORG_MAPPING, rules_frame(rules))
-    warehouse.replace_range_from_sql(COST_LINE_ITEMS, allocation_sql(), start, end)
+    warehouse.replace_range_from_sql(COST_LINE_ITEMS, allocation_sql({r.dimension for r in rules}), start, end)
     rows, total = stored_summary(warehouse, COST_LINE_ITEMS, start, end)
     unallocated = Decimal(
         warehouse.rows(

@@ -2,12 +2,12 @@
 
 A pull runs in its own thread with its own cursor on the run's working copy. Its client hands over
 column chunks (one page at a time, see `core.http.iter_daily_bucket_columns`) or, for sources whose
-answers are small, one pandas frame; each chunk is appended to `incoming.<table>` as it arrives (columns
-through Arrow), so no whole-range frame is ever held in memory. `finish` then numbers lines that share every key column
-(`line_ordinal`, in arrival order, so identical lines stay distinct: a view, computed once by the copy
-into the raw table) and checks the rows against the raw table's rules in SQL
-(`schemas.validation.validate_stored`). `store_pull` copies the staged rows
-into the raw table; the `incoming` schema is dropped before the copy is published.
+answers are small, one pandas frame; chunks are appended to `incoming.<table>` (columns through Arrow)
+once they add up to `STAGE_ROWS`, so no whole-range frame is ever held in memory. `finish` then numbers
+lines that share every key column (`line_ordinal`, in arrival order, so identical lines stay distinct: a
+view, computed once by the copy into the raw table) and checks the rows against the raw table's rules in
+SQL (`schemas.validation.validate_stored`). `store_pull` copies the staged rows into the raw table; the
+`incoming` schema is dropped before the copy is published.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ SCHEMA = "incoming"
 ORDER_COLUMN = "arrival"  # the line's position in the pull, for `line_ordinal`
 ORDINAL_COLUMN = "line_ordinal"
 ARRIVED_SUFFIX = "__arrived"  # the staged rows as they arrived, under the view that numbers them
+# Rows per INSERT: at least two of DuckDB's row groups (122,880 rows), so that a chunk is written to its blocks
+# once instead of through the write-ahead log and again at the checkpoint (2 M OpenAI-like rows: 6.0 s in
+# 50,000-row INSERTs, 3.5 s in 250,000-row ones).
+STAGE_ROWS = 250_000
 _chunk_names = itertools.count()
 Rows = Mapping[str, Sequence[Any]] | pd.DataFrame | pa.Table  # a chunk: columns, a frame or an Arrow table
 
@@ -44,6 +48,8 @@ class Staging:
         self.tables = {t.qualified_name: t for t in tables}
         self.key_columns: dict[str, tuple[str, ...] | None] = {}
         self.arrived: dict[str, int] = dict.fromkeys(self.tables, 0)
+        self.pending: dict[str, list[pa.Table | pd.DataFrame]] = {name: [] for name in self.tables}
+        self.pending_rows: dict[str, int] = dict.fromkeys(self.tables, 0)
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         for table in tables:
             columns = ", ".join(
@@ -68,12 +74,25 @@ class Staging:
         else:
             frame = frame.assign(**{ORDER_COLUMN: order})
         self.arrived[name] += count
-        chunk = f"staged_chunk_{next(_chunk_names)}"
-        self.connection.register(chunk, frame)
+        self.pending[name].append(frame)
+        self.pending_rows[name] += count
+        if self.pending_rows[name] >= STAGE_ROWS:
+            self._flush(table)
+
+    def _flush(self, table: Table) -> None:
+        """Insert the chunks held for `table` in one statement (their types unified by DuckDB, by name)."""
+        name = table.qualified_name
+        chunks, self.pending[name], self.pending_rows[name] = self.pending[name], [], 0
+        names = [f"staged_chunk_{next(_chunk_names)}" for _ in chunks]
         try:
-            self.connection.execute(f"INSERT INTO {staged_name(table)} BY NAME SELECT * FROM {chunk}")
+            for chunk, frame in zip(names, chunks, strict=True):
+                self.connection.register(chunk, frame)
+            union = " UNION ALL BY NAME ".join(f"SELECT * FROM {chunk}" for chunk in names)
+            if union:
+                self.connection.execute(f"INSERT INTO {staged_name(table)} BY NAME {union}")
         finally:
-            self.connection.unregister(chunk)
+            for chunk in names:
+                self.connection.unregister(chunk)
 
     def finish(self) -> dict[str, int]:
         """Number the lines and check the staged tables; return the rows per table (qualified name).
@@ -81,6 +100,8 @@ class Staging:
         The first table (the source's raw table) always counts, rows or not; a companion table only when
         the pull handed it rows (even none), so that a pull without it leaves its stored days alone.
         """
+        for table in self.tables.values():
+            self._flush(table)
         rows = {}
         first = next(iter(self.tables))
         for name, table in self.tables.items():
@@ -104,6 +125,7 @@ class Staging:
         return rows
 
     def drop(self) -> None:
+        self.pending = {name: [] for name in self.tables}
         for table in self.tables.values():
             staged = staged_name(table)
             schema, name = staged.split(".", 1)

@@ -76,3 +76,34 @@ def test_columns_keep_their_types_through_arrow_and_mixed_columns_still_stage() 
         (DAY, "p5", "2", "4", None, 4),
     ]
     staging.drop()
+
+
+def test_chunks_are_held_until_they_fill_row_groups_then_inserted_together(monkeypatch) -> None:
+    # Small chunks written one INSERT each go through DuckDB's write-ahead log and are written again at
+    # the checkpoint; held until STAGE_ROWS, they are written once. Nothing is lost or reordered.
+    monkeypatch.setattr("aispend_pipeline.warehouse.staging.STAGE_ROWS", 4)
+    con = duckdb.connect()
+    staging = Staging(con, "openai", [RAW_TABLE])
+
+    def staged() -> int:
+        return con.execute(f"SELECT count(*) FROM {staged_name(RAW_TABLE)}").fetchone()[0]
+
+    staging.append(RAW_TABLE, chunk(["p1", "p2"], ["1", "2"]), KEY_COLUMNS)
+    staging.append(RAW_TABLE, chunk(["p3"], ["3"]) | {"quantity": [7]}, KEY_COLUMNS)
+    assert staged() == 0, "three rows are held, below STAGE_ROWS"
+    staging.append(RAW_TABLE, chunk(["p4"], ["4"]), KEY_COLUMNS)
+    assert staged() == 4, "the fourth row fills the batch: the held chunks are inserted in one statement"
+    staging.append(RAW_TABLE, chunk(["p5"], ["5"]), KEY_COLUMNS)
+    assert staged() == 4
+    assert staging.finish() == {RAW_TABLE.qualified_name: 5}
+    rows = con.execute(
+        f"SELECT project_id, amount_usd, quantity, arrival FROM {staged_name(RAW_TABLE)}__arrived ORDER BY arrival"
+    ).fetchall()
+    assert rows == [
+        ("p1", "1", None, 0),
+        ("p2", "2", None, 1),
+        ("p3", "3", "7", 2),
+        ("p4", "4", None, 3),
+        ("p5", "5", None, 4),
+    ]
+    staging.drop()

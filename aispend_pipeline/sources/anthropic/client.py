@@ -13,9 +13,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-import msgspec
-
 from aispend_pipeline.core.days import bucket_day
+from aispend_pipeline.core.decoding import PayloadStruct
 from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
 from aispend_pipeline.core.money import day_money_texts
 from aispend_pipeline.errors import SourcePayloadError
@@ -107,7 +106,7 @@ class AnthropicCostsClient:
         return {"usage_date": [day] * len(dollars), **columns, "amount_usd": dollars}
 
 
-class _Result(msgspec.Struct):
+class _Result(PayloadStruct):
     currency: str | None = None
     amount: Decimal | None = None  # cents, as a decimal string
     workspace_id: str | None = None
@@ -119,7 +118,7 @@ class _Result(msgspec.Struct):
     context_window: str | None = None
 
 
-class _Bucket(msgspec.Struct):
+class _Bucket(PayloadStruct):
     starting_at: str
     results: list[_Result] | None = None
 

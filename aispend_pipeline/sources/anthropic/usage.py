@@ -12,8 +12,7 @@ from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
-import msgspec
-
+from aispend_pipeline.core.decoding import PayloadStruct
 from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
 from aispend_pipeline.core.tokens import record_columns, token_columns, token_count
 from aispend_pipeline.sources.anthropic.client import (
@@ -79,16 +78,16 @@ class AnthropicUsageClient:
 FIELDS = tuple(f.name for f in fields(AnthropicUsageLine))
 
 
-class _CacheCreation(msgspec.Struct):
+class _CacheCreation(PayloadStruct):
     ephemeral_5m_input_tokens: int | None = None
     ephemeral_1h_input_tokens: int | None = None
 
 
-class _ServerToolUse(msgspec.Struct):
+class _ServerToolUse(PayloadStruct):
     web_search_requests: int | None = None
 
 
-class _Result(msgspec.Struct):
+class _Result(PayloadStruct):
     workspace_id: str | None = None
     model: str | None = None
     uncached_input_tokens: int | None = None
@@ -110,7 +109,7 @@ class _Result(msgspec.Struct):
         return self.server_tool_use.web_search_requests if self.server_tool_use else None
 
 
-class _Bucket(msgspec.Struct):
+class _Bucket(PayloadStruct):
     starting_at: str
     results: list[_Result] | None = None
 

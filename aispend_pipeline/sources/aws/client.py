@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 
 from aispend_pipeline.core.days import bucket_day, merge_daily_buckets, require_every_day, utc_midnight
+from aispend_pipeline.core.decoding import collector_paused
 from aispend_pipeline.core.money import day_money_texts, parse_money
 from aispend_pipeline.core.secrets import safe_url
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
@@ -369,7 +370,8 @@ def _decoded_answer(response_dict: dict[str, Any], customized_response_dict: dic
     by field (half of a large pull's time). For Cost Explorer's JSON 1.1 answers both give the same keys and
     values (strings, numbers, booleans; no timestamps or blobs); errors are still parsed by botocore."""
     if response_dict.get("status_code") == 200 and response_dict.get("body"):
-        customized_response_dict.update(msgspec.json.decode(response_dict["body"]))
+        with collector_paused():
+            customized_response_dict.update(msgspec.json.decode(response_dict["body"]))
         response_dict["body"] = b"{}"
 
 

@@ -14,9 +14,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-import msgspec
-
 from aispend_pipeline.core.days import bucket_day, utc_midnight
+from aispend_pipeline.core.decoding import PayloadStruct
 from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
 from aispend_pipeline.core.money import day_money_texts
 from aispend_pipeline.errors import SourcePayloadError
@@ -123,12 +122,12 @@ class OpenAICostsClient:
         }
 
 
-class _Amount(msgspec.Struct):
+class _Amount(PayloadStruct):
     value: Decimal | None = None
     currency: str | None = None
 
 
-class _Result(msgspec.Struct):
+class _Result(PayloadStruct):
     amount: _Amount | None = None
     project_id: str | None = None
     line_item: str | None = None
@@ -136,7 +135,7 @@ class _Result(msgspec.Struct):
     quantity_unit: str | None = None
 
 
-class _Bucket(msgspec.Struct):
+class _Bucket(PayloadStruct):
     start_time: int
     results: list[_Result] | None = None
 

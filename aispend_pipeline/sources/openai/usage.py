@@ -13,8 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
-import msgspec
-
+from aispend_pipeline.core.decoding import PayloadStruct
 from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
 from aispend_pipeline.core.tokens import record_columns, token_columns, token_count
 from aispend_pipeline.sources.openai.client import DEFAULT_BASE_URL, SOURCE, _day, _unix
@@ -74,7 +73,7 @@ class OpenAIUsageClient:
 FIELDS = tuple(f.name for f in fields(OpenAIUsageLine))
 
 
-class _Result(msgspec.Struct):
+class _Result(PayloadStruct):
     project_id: str | None = None
     model: str | None = None
     input_tokens: int | None = None
@@ -85,7 +84,7 @@ class _Result(msgspec.Struct):
     num_model_requests: int | None = None
 
 
-class _Bucket(msgspec.Struct):
+class _Bucket(PayloadStruct):
     start_time: int
     results: list[_Result] | None = None
 
