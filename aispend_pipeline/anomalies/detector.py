@@ -109,14 +109,17 @@ class Scores:
     below_floor: pd.DataFrame  # unusual by score, but the impact is below the floor
 
 
+BOTTLENECK_WINDOWS = {"median": bn.move_median, "sum": bn.move_sum, "mean": bn.move_mean, "max": bn.move_max}
+
+
 def _trailing(frame: pd.DataFrame, days: int, how: str, *args: float) -> pd.DataFrame:
     """The statistic over the `days` days before each day (the day itself excluded).
 
-    Medians come from bottleneck's moving median over the whole (days x series) array at once: the same
-    values as pandas' rolling median (an order statistic, NaNs skipped), ~5x faster than its per-column
-    loop, which was most of the detector's time."""
-    if how == "median":
-        values = bn.move_median(frame.to_numpy(dtype=float), days, min_count=1, axis=0)
+    Medians, sums, means and maxima come from bottleneck's moving windows over the whole (days x series)
+    array at once (NaNs skipped, as pandas' rolling windows with `min_periods=1`), ~5x faster than pandas'
+    per-column loop, which was most of the detector's time; quantiles stay with pandas."""
+    if how in BOTTLENECK_WINDOWS:
+        values = BOTTLENECK_WINDOWS[how](frame.to_numpy(dtype=float), days, min_count=1, axis=0)
         return pd.DataFrame(values, frame.index, frame.columns).shift(1)
     rolling = frame.rolling(days, min_periods=1)
     return getattr(rolling, how)(*args).shift(1)
