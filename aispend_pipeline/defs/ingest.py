@@ -59,6 +59,7 @@ class SourcePull:
     metadata: dict[str, dg.MetadataValue] = field(default_factory=dict)
     staging: Staging | None = None  # the staged rows (loaded pulls), copied by `store_pull`
     staged_rows: dict[str, int] = field(default_factory=dict)  # qualified table name -> rows
+    changed_outside: list[date] = field(default_factory=list)  # replaced days outside the run's range that changed
 
 
 def pull_sources(
@@ -128,6 +129,34 @@ def covered_days(pulled: SourcePull, start: date, end: date) -> list[date]:
     return sorted(pulled.pull.days) if pulled.pull.days is not None else list(days_between(start, end))
 
 
+def changed_days(warehouse: DuckDBWarehouse, pulled: SourcePull, days: Sequence[date]) -> list[date]:
+    """The `days` whose staged rows (of any of the source's tables) differ from the stored ones, as multisets.
+
+    A source may answer for more days than the run asked (a live seat list restates the last days, an
+    invoice month is replaced whole): those whose rows did not change need no new line items."""
+    if not days:
+        return []
+    tables = [
+        t for t in (pulled.source.raw_table, *pulled.source.companion_tables) if t.qualified_name in pulled.staged_rows
+    ]
+    changed: set[date] = set()
+    for table in tables:
+        names = ", ".join(table.column_names)
+        casts = ", ".join(f"CAST({c.name} AS {c.sql_type}) AS {c.name}" for c in table.columns)
+        within = f"{table.date_column} IN (SELECT unnest($days))"
+        staged = f"SELECT {casts} FROM {staged_name(table)} WHERE {within}"
+        stored = f"SELECT {names} FROM {table.qualified_name} WHERE {within}"
+        changed |= {
+            row[0]
+            for row in warehouse.rows(
+                f"SELECT DISTINCT {table.date_column} FROM (({staged}) EXCEPT ALL ({stored})) "
+                f"UNION SELECT DISTINCT {table.date_column} FROM (({stored}) EXCEPT ALL ({staged}))",
+                {"days": list(days)},
+            )
+        }
+    return sorted(changed)
+
+
 def store_pull(warehouse: DuckDBWarehouse, pulled: SourcePull, start: date, end: date) -> StepOutcome:
     """Write a source's pull into the run's copy and say what was stored (checks included)."""
     source, key = pulled.source, raw_asset_key(pulled.source)
@@ -146,6 +175,7 @@ def store_pull(warehouse: DuckDBWarehouse, pulled: SourcePull, start: date, end:
     staged = staged_name(source.raw_table)
     source_rows = pulled.staged_rows[source.raw_table.qualified_name]
     source_total = warehouse.rows(f"SELECT coalesce(sum(CAST({money} AS {DECIMAL})), 0) FROM {staged}")[0][0]
+    pulled.changed_outside = changed_days(warehouse, pulled, [d for d in days if not start <= d < end])
     warehouse.replace_days_from(source.raw_table, staged, days)
     stored_rows, stored_total = days_summary(warehouse, source.raw_table, days, money)
     companion_rows = {

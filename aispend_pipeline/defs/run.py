@@ -22,7 +22,6 @@ from aispend_pipeline.defs.ingest import (
     FRESHNESS_CHECK,
     TOTAL_CHECK,
     SourcePull,
-    covered_days,
     pull_sources,
     raw_asset_key,
     store_pull,
@@ -182,8 +181,9 @@ class RunResult:
 
 
 def transform_window(start: date, end: date, pulls: list[SourcePull]) -> tuple[date, date]:
-    """The days the transforms rebuild: the run's range, widened to every day a source replaced."""
-    days = [day for p in pulls if p.status == "loaded" for day in covered_days(p, start, end)]
+    """The days the transforms rebuild: the run's range, widened to every day outside it whose raw rows a
+    source changed (a day a source answered for again, unchanged, keeps its line items)."""
+    days = [day for p in pulls if p.status == "loaded" for day in p.changed_outside]
     return min([start, *days]), max([end, *(d + timedelta(days=1) for d in days)])
 
 

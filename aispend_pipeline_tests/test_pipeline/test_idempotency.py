@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
+
+import dagster as dg
 
 TABLES = {
     "raw.openai_costs": ("concat_ws('|', usage_date, project_id, line_item, line_ordinal)", "amount_usd"),
@@ -48,3 +51,29 @@ def test_single_day_run_matches_the_same_day_of_a_range_run(pipeline):
     from_range = snapshot(pipeline, day, day)
     assert pipeline.run(day, day)[0]
     assert snapshot(pipeline, day, day) == from_range
+
+
+def test_days_a_source_answered_for_again_unchanged_are_not_rebuilt(pipeline):
+    # Manual invoices replace their month whole, whatever day a run covers: a month whose invoices did
+    # not change keeps its line items, so a one-day run rebuilds one day, not the month (at full size
+    # a month of line items is 1 M rows); a changed invoice rebuilds its whole month.
+    def rebuilt_days() -> str:
+        with dg.DagsterInstance.get() as instance:
+            event = instance.get_latest_materialization_event(dg.AssetKey(["staging", "line_items"]))
+        return event.asset_materialization.metadata["days"].value
+
+    day = date(2026, 10, 14)
+    assert pipeline.run(day, day)[0]
+    assert rebuilt_days() == "2026-10-01 .. 2026-10-31 (31 days)", "the month's invoice days are new"
+    assert pipeline.run(day, day)[0]
+    assert rebuilt_days() == "2026-10-14 .. 2026-10-14 (1 days)", "answered again, unchanged"
+
+    invoices = (pipeline.seeds_dir / "manual_invoices.csv").read_text()
+    pipeline.write_seed("manual_invoices.csv", invoices.replace("2026-10,2480.00", "2026-10,2520.00"))
+    assert pipeline.run(day, day)[0]
+    assert rebuilt_days() == "2026-10-01 .. 2026-10-31 (31 days)"
+    (cursor,) = pipeline.db.rows(
+        "SELECT sum(cost_usd) FROM main.cost_line_items WHERE provider = 'cursor' "
+        "AND usage_date BETWEEN DATE '2026-10-01' AND DATE '2026-10-31'"
+    )[0]
+    assert cursor == Decimal("2520.00")
