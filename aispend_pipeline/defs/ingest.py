@@ -142,9 +142,8 @@ def changed_days(warehouse: DuckDBWarehouse, pulled: SourcePull, days: Sequence[
     changed: set[date] = set()
     for table in tables:
         names = ", ".join(table.column_names)
-        casts = ", ".join(f"CAST({c.name} AS {c.sql_type}) AS {c.name}" for c in table.columns)
         within = f"{table.date_column} IN (SELECT unnest($days))"
-        staged = f"SELECT {casts} FROM {staged_name(table)} WHERE {within}"
+        staged = f"SELECT {table.casts_sql} FROM {staged_name(table)} WHERE {within}"
         stored = f"SELECT {names} FROM {table.qualified_name} WHERE {within}"
         changed |= {
             row[0]

@@ -149,10 +149,10 @@ def build_source_inventory(
         "enabled_by VARCHAR)"
     )
     con.executemany("INSERT INTO inventory_known VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", known_sources(configured))
-    casts = ", ".join(f"CAST({c.name} AS {c.sql_type}) AS {c.name}" for c in SOURCE_INVENTORY.columns)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SOURCE_INVENTORY.schema}")
     con.execute(
-        f"CREATE OR REPLACE TABLE {SOURCE_INVENTORY.qualified_name} AS SELECT {casts} FROM ({INVENTORY_SQL})",
+        f"CREATE OR REPLACE TABLE {SOURCE_INVENTORY.qualified_name} AS "
+        f"SELECT {SOURCE_INVENTORY.casts_sql} FROM ({INVENTORY_SQL})",
         {"as_of": as_of},
     )
     con.execute("DROP TABLE inventory_known")

@@ -61,6 +61,11 @@ class Table:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def casts_sql(self) -> str:
+        """Every column cast to its SQL type under its own name (a SELECT list for inserts and comparisons)."""
+        return ", ".join(f"CAST({c.name} AS {c.sql_type}) AS {c.name}" for c in self.columns)
+
     def ddl(self) -> str:
         body = ",\n  ".join(f"{c.name} {c.sql_type}{'' if c.nullable else ' NOT NULL'}" for c in self.columns)
         return f"CREATE TABLE IF NOT EXISTS {self.qualified_name} (\n  {body}\n)"
@@ -68,8 +73,7 @@ class Table:
     def insert_sql(self, frame_name: str) -> str:
         """Insert a registered frame by column name, casting text to each column's SQL type."""
         names = ", ".join(self.column_names)
-        casts = ", ".join(f"CAST({c.name} AS {c.sql_type})" for c in self.columns)
-        return f"INSERT INTO {self.qualified_name} ({names}) SELECT {casts} FROM {frame_name}"
+        return f"INSERT INTO {self.qualified_name} ({names}) SELECT {self.casts_sql} FROM {frame_name}"
 
     def exact_select(self, relation: str, present: set[str] | None = None, *, decimals_as_text: bool = True) -> str:
         """Select a relation as this table's columns, decimals as text so pandas never sees a float.

@@ -98,7 +98,6 @@ class DuckDBWarehouse:
         """Replace the rows of exactly `days` by the rows of `relation` (a checked staging table with the
         table's columns, decimals as text), atomically; rows of other days are refused."""
         names = ", ".join(table.column_names)
-        casts = ", ".join(f"CAST({c.name} AS {c.sql_type})" for c in table.columns)
         with self.connect() as con, _transaction(con, table):
             params = {"days": sorted(set(days))}
             outside = con.execute(
@@ -109,7 +108,9 @@ class DuckDBWarehouse:
             con.execute(
                 f"DELETE FROM {table.qualified_name} WHERE {table.date_column} IN (SELECT unnest($days))", params
             )
-            inserted = con.execute(f"INSERT INTO {table.qualified_name} ({names}) SELECT {casts} FROM {relation}")
+            inserted = con.execute(
+                f"INSERT INTO {table.qualified_name} ({names}) SELECT {table.casts_sql} FROM {relation}"
+            )
             count = inserted.fetchone()
         return int(count[0]) if count else 0
 
@@ -210,9 +211,8 @@ def _transaction(con: duckdb.DuckDBPyConnection, table: Table) -> Iterator[None]
 
 def _insert_select(con: duckdb.DuckDBPyConnection, table: Table, select_sql: str, params: dict[str, Any]) -> int:
     names = ", ".join(table.column_names)
-    casts = ", ".join(f"CAST({c.name} AS {c.sql_type})" for c in table.columns)
     inserted = con.execute(
-        f"INSERT INTO {table.qualified_name} ({names}) SELECT {casts} FROM ({select_sql})", params
+        f"INSERT INTO {table.qualified_name} ({names}) SELECT {table.casts_sql} FROM ({select_sql})", params
     ).fetchone()
     return int(inserted[0]) if inserted else 0
 

@@ -83,13 +83,14 @@ class Staging:
         """Insert the chunks held for `table` in one statement (their types unified by DuckDB, by name)."""
         name = table.qualified_name
         chunks, self.pending[name], self.pending_rows[name] = self.pending[name], [], 0
+        if not chunks:
+            return
         names = [f"staged_chunk_{next(_chunk_names)}" for _ in chunks]
         try:
             for chunk, frame in zip(names, chunks, strict=True):
                 self.connection.register(chunk, frame)
             union = " UNION ALL BY NAME ".join(f"SELECT * FROM {chunk}" for chunk in names)
-            if union:
-                self.connection.execute(f"INSERT INTO {staged_name(table)} BY NAME {union}")
+            self.connection.execute(f"INSERT INTO {staged_name(table)} BY NAME {union}")
         finally:
             for chunk in names:
                 self.connection.unregister(chunk)
