@@ -240,9 +240,10 @@ def test_a_watcher_of_a_running_run_sees_each_new_event(tmp_path: Path) -> None:
         for n in range(3):
             storage.store_event(EventLogEntry(None, "INFO", f"event {n}", "run-1", time.time()))
             deadline = time.time() + 5
-            while len(seen) < n + 1 and time.time() < deadline:
+            while f"event {n}" not in seen and time.time() < deadline:
                 time.sleep(0.05)
-        assert seen[-1:] == ["event 2"]
+            assert seen[-1:] == [f"event {n}"]
+        assert seen == ["started", "event 0", "event 1", "event 2"]  # each event once, in order
     finally:
         storage.end_watch("run-1", watcher)
         storage.dispose()
