@@ -8,12 +8,18 @@ import duckdb
 
 from aispend_pipeline.marts.focus import focus_select_sql
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS
+from aispend_pipeline_tests.ids import line_uuid
 
 
 def focus_row(env: dict[str, str], **line: str) -> dict[str, object]:
     con = duckdb.connect()
     con.execute(COST_LINE_ITEMS.ddl())
-    base = {"cost_line_id": "l1", "line_id": "l1", "usage_date": "2026-10-01", "service": "Vertex AI"}
+    base = {
+        "cost_line_id": line_uuid("l1"),
+        "line_id": line_uuid("l1"),
+        "usage_date": "2026-10-01",
+        "service": "Vertex AI",
+    }
     values = {**base, "charge_category": "Usage", "cost_usd": "1.5", "data_lag": "daily", "cost_source": "billed"}
     values |= {"team": "search", "allocation_method": "direct", "allocation_share": "1", **line}
     con.execute(

@@ -18,6 +18,9 @@ from aispend_pipeline.settings import report_path, settings_problems
 from aispend_pipeline.sources.manual_invoices.vendors import KNOWN_VENDORS
 from aispend_pipeline.sources.openai.source import SOURCE as OPENAI
 from aispend_pipeline.sources.registry import SOURCES
+from aispend_pipeline_tests.ids import line_uuid
+
+A, B = line_uuid("a"), line_uuid("b")
 
 AS_OF = date(2026, 11, 30)
 
@@ -44,8 +47,8 @@ def test_gaps_name_stale_and_missing_data() -> None:
         con.execute(
             "INSERT INTO main.cost_line_items (cost_line_id, line_id, usage_date, provider, service, charge_category, "
             "cost_usd, data_lag, cost_source, team, allocation_method, allocation_share) VALUES "
-            "('a', 'a', '2026-11-05', 'openai', 'OpenAI API', 'Usage', 1.25, 'daily', 'billed', 'x', 'direct', 1), "
-            "('b', 'b', '2026-10-31', 'cursor', 'Cursor', 'Purchase', 80, 'monthly', 'invoice', 'x', 'direct', 1)"
+            f"('{A}', '{A}', '2026-11-05', 'openai', 'OpenAI API', 'Usage', 1.25, 'daily', 'billed', 'x', 'direct', 1),"
+            f" ('{B}', '{B}', '2026-10-31', 'cursor', 'Cursor', 'Purchase', 80, 'monthly', 'invoice', 'x', 'direct', 1)"
         )
         configured = {s.name: True for s in SOURCES}
         on_time = dict(build_source_inventory(con, date(2026, 11, 8), configured).gaps)

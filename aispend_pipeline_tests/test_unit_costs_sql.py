@@ -19,13 +19,20 @@ from aispend_pipeline.marts.unit_costs import (
 )
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS
 from aispend_pipeline.warehouse.duckdb import DuckDBWarehouse
+from aispend_pipeline_tests.ids import line_uuid
 
 NOV = date(2026, 11, 1)
 TWELVE = Decimal("1e-12")
 
 
 def line(n: int, day: str, provider: str, cost: str, **fields: Any) -> dict[str, Any]:
-    base = {"cost_line_id": f"c{n}", "line_id": f"l{n}", "usage_date": day, "provider": provider, "service": "s"}
+    base = {
+        "cost_line_id": line_uuid(f"c{n}"),
+        "line_id": line_uuid(f"l{n}"),
+        "usage_date": day,
+        "provider": provider,
+        "service": "s",
+    }
     base |= {"charge_category": "Usage", "cost_usd": cost, "data_lag": "daily", "cost_source": "billed"}
     return base | {"team": "search", "allocation_method": "direct", "allocation_share": "1"} | fields
 

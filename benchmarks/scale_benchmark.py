@@ -416,7 +416,9 @@ def floor_seconds(database: Path, seeds: Path, first: date, after: date) -> tupl
     params = {"start": first, "end": after}
     started = time.perf_counter()
     sources = (OPENAI_SQL, ANTHROPIC_SQL, COPILOT_SQL, AWS_SQL)
-    con.execute("CREATE TABLE f_li AS " + " UNION ALL BY NAME ".join(f"({sql})" for sql in sources), params)
+    union = " UNION ALL BY NAME ".join(f"({sql})" for sql in sources)
+    # Line ids stored as the pipeline stores them: UUIDs (writing their hex text would cost the floor more).
+    con.execute(f"CREATE TABLE f_li AS SELECT * REPLACE (CAST(line_id AS UUID) AS line_id) FROM ({union})", params)
     con.execute(f"CREATE TABLE f_map AS SELECT * FROM read_csv('{seeds / 'org_mapping.csv'}', all_varchar = true)")
     # A line's most specific rule first (a Copilot user, an AWS tag, a project or workspace), else its
     # Copilot team's or AWS account's rule: one equi-join each.

@@ -31,7 +31,7 @@ UNIQUE_CHECK = "unique_line_ids"
 def normalised_select(warehouse: DuckDBWarehouse, source: Source) -> str:
     """One source's line items for [$start, $end) in the line-item columns (absent ones NULL)."""
     present = set(warehouse.columns_of(source.normalise_sql, {"start": date.min, "end": date.min}))
-    return LINE_ITEMS.exact_select(source.normalise_sql, present, decimals_as_text=False)
+    return LINE_ITEMS.exact_select(source.normalise_sql, present, for_pandas=False)
 
 
 def normalised_frame(warehouse: DuckDBWarehouse, source: Source, start: date, end: date) -> pd.DataFrame:

@@ -183,7 +183,7 @@ def focus_columns(env: dict[str, str] | None = None) -> tuple[FocusColumn, ...]:
             for column in ALLOCATION_KEY_COLUMNS.values()
             if column != "model"
         ),
-        FocusColumn("x_CostLineId", "cost_line_id", introduced="x"),
+        FocusColumn("x_CostLineId", "CAST(cost_line_id AS VARCHAR)", introduced="x"),
     ]
     return (*focus, *custom)
 

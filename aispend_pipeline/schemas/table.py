@@ -29,6 +29,11 @@ class Column:
     def is_decimal(self) -> bool:
         return self.sql_type.startswith("DECIMAL")
 
+    @property
+    def read_as_text(self) -> bool:
+        """Read into pandas as text: exact decimals, and UUIDs (as their canonical 36-character text)."""
+        return self.is_decimal or self.sql_type == "UUID"
+
     def pandera_column(self) -> pa.Column:
         checks: list[pa.Check] = []
         if self.is_decimal:
@@ -75,15 +80,16 @@ class Table:
         names = ", ".join(self.column_names)
         return f"INSERT INTO {self.qualified_name} ({names}) SELECT {self.casts_sql} FROM {frame_name}"
 
-    def exact_select(self, relation: str, present: set[str] | None = None, *, decimals_as_text: bool = True) -> str:
-        """Select a relation as this table's columns, decimals as text so pandas never sees a float.
+    def exact_select(self, relation: str, present: set[str] | None = None, *, for_pandas: bool = True) -> str:
+        """Select a relation as this table's columns; `for_pandas`: decimals and UUIDs as text, so pandas
+        never sees a float (nor a `uuid.UUID` where the rules expect text).
 
         Columns absent from `present` (the relation's own columns, default: all) come out as NULL.
-        `decimals_as_text=False` keeps the relation's own types (for rows that stay in DuckDB).
+        `for_pandas=False` keeps the relation's own types (for rows that stay in DuckDB).
         """
 
         def expression(column: Column) -> str:
-            as_text = decimals_as_text and column.is_decimal
+            as_text = for_pandas and column.read_as_text
             if present is not None and column.name not in present:
                 return f"CAST(NULL AS {'VARCHAR' if as_text else column.sql_type}) AS {column.name}"
             return f"CAST({column.name} AS VARCHAR) AS {column.name}" if as_text else column.name

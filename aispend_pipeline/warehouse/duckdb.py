@@ -242,13 +242,15 @@ def _insert_frame(con: duckdb.DuckDBPyConnection, table: Table, frame: pd.DataFr
 def _ensure(con: duckdb.DuckDBPyConnection, table: Table) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.schema}")
     con.execute(table.ddl())
-    existing = {
-        row[0]
-        for row in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+    existing = dict(
+        con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
             [table.schema, table.name],
         ).fetchall()
-    }
+    )
     for column in table.columns:
         if column.name not in existing:
             con.execute(f"ALTER TABLE {table.qualified_name} ADD COLUMN {column.name} {column.sql_type}")
+        elif existing[column.name].replace(" ", "") != column.sql_type.replace(" ", ""):
+            # A type a newer version declares (line ids: hex text -> UUID): every stored value converts.
+            con.execute(f"ALTER TABLE {table.qualified_name} ALTER {column.name} SET DATA TYPE {column.sql_type}")

@@ -13,6 +13,7 @@ import pandas as pd
 from aispend_pipeline.marts.team_daily_spend import TEAM_DAILY_SPEND_SQL
 from aispend_pipeline.schemas.line_items import COST_LINE_ITEMS, TEAM_DAILY_SPEND
 from aispend_pipeline.warehouse.duckdb import _insert_frame
+from aispend_pipeline_tests.ids import line_uuid
 
 START = date(2026, 1, 5)  # a Monday
 
@@ -35,7 +36,7 @@ class Ledger:
         rows = []
         for offset, amount in enumerate(amounts):
             day = start + timedelta(days=offset)
-            line_id = f"{team}|{provider}|{day}|{category}|{model}"
+            line_id = line_uuid(f"{team}|{provider}|{day}|{category}|{model}")
             rows.append(
                 {
                     "cost_line_id": line_id,
@@ -56,7 +57,7 @@ class Ledger:
             )
         frame = pd.DataFrame(rows)
         self.con.execute(
-            f"DELETE FROM {COST_LINE_ITEMS.qualified_name} WHERE cost_line_id IN (SELECT unnest($ids))",
+            f"DELETE FROM {COST_LINE_ITEMS.qualified_name} WHERE cost_line_id IN (SELECT CAST(unnest($ids) AS UUID))",
             {"ids": list(frame["cost_line_id"])},
         )
         _insert_frame(self.con, COST_LINE_ITEMS, frame)

@@ -4,6 +4,7 @@ and the DDL/insert round trip of a `Table` in DuckDB."""
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -16,6 +17,7 @@ from aispend_pipeline.errors import ValidationError
 from aispend_pipeline.schemas.line_items import LINE_ITEMS
 from aispend_pipeline.schemas.table import Table
 from aispend_pipeline.schemas.validation import validate, validate_stored
+from aispend_pipeline_tests.ids import line_uuid
 
 REQUIRED = [c.name for c in LINE_ITEMS.columns if not c.nullable]
 
@@ -26,7 +28,7 @@ def minimal_frame(days: list[object] | None = None) -> pd.DataFrame:
     n = len(days)
     return pd.DataFrame(
         {
-            "line_id": [f"line-{i}" for i in range(n)],
+            "line_id": [line_uuid(f"line-{i}") for i in range(n)],
             "usage_date": days,
             "provider": ["openai"] * n,
             "service": ["OpenAI API"] * n,
@@ -92,7 +94,7 @@ def test_valid_minimal_frame_passes_with_all_columns_in_declared_order(days: lis
         pd.Timestamp("2026-10-07"),
     ]
     assert list(out["cost_usd"]) == ["12.5", "-0.000000000001", "0"]
-    assert list(out["line_id"]) == ["line-0", "line-1", "line-2"]
+    assert list(out["line_id"]) == [line_uuid(f"line-{i}") for i in range(3)]
     optional = [c.name for c in LINE_ITEMS.columns if c.nullable]
     assert out[optional].isna().all().all()
     # The caller's frame is left as it was.
@@ -183,7 +185,7 @@ def test_missing_required_column_is_rejected(rejection) -> None:
 
 def test_duplicate_line_id_names_the_field_and_days(rejection) -> None:
     frame = minimal_frame()
-    frame.loc[2, "line_id"] = "line-0"
+    frame.loc[2, "line_id"] = line_uuid("line-0")
 
     message = rejection(frame)
 
@@ -273,7 +275,7 @@ def test_insert_by_name_from_shuffled_frame_keeps_money_exact(db: duckdb.DuckDBP
             "openai",
             "gpt-4o",
             "key_1",
-            "line-0",
+            uuid.UUID(line_uuid("line-0")),
             None,
         )
     ]
@@ -308,14 +310,14 @@ def test_validated_frame_inserts_and_null_required_column_is_refused(db: duckdb.
 
 
 def _line_items_select(rows: list[tuple[str, str, str]]) -> str:
-    """A SELECT of LINE_ITEMS' required columns: (line_id, usage_date, cost_usd) per row, text as given."""
-    values = ", ".join(f"('{line}', '{day}', '{cost}')" for line, day, cost in rows)
+    """A SELECT of LINE_ITEMS' required columns: (line name, usage_date, cost_usd) per row, text as given."""
+    values = ", ".join(f"('{line_uuid(line)}', '{day}', '{cost}')" for line, day, cost in rows)
     select = (
         "SELECT line_id, CAST(usage_date AS DATE) AS usage_date, 'openai' AS provider, 'OpenAI API' AS service, "
         "'Usage' AS charge_category, cost_usd, 'daily' AS data_lag, 'billed' AS cost_source "
         f"FROM (VALUES {values}) v(line_id, usage_date, cost_usd)"
     )
-    return LINE_ITEMS.exact_select(f"({select})", set(REQUIRED), decimals_as_text=False)
+    return LINE_ITEMS.exact_select(f"({select})", set(REQUIRED), for_pandas=False)
 
 
 @pytest.mark.parametrize(
@@ -337,11 +339,12 @@ def test_a_checked_replace_writes_valid_rows_once_and_keeps_the_day_when_a_row_i
     good = _line_items_select([("kept", "2026-10-05", "0.000000000001"), ("other", "2026-10-05", "7")])
     for _ in range(2):  # re-running the same day changes nothing
         assert warehouse.replace_range_checked(LINE_ITEMS, good, {}, day, after, "openai") == 2
-    stored = "SELECT line_id, CAST(cost_usd AS VARCHAR) FROM staging.line_items ORDER BY 1"
-    assert con.execute(stored).fetchall() == [("kept", "0.000000000001"), ("other", "7.000000000000")]
+    stored = "SELECT CAST(line_id AS VARCHAR), CAST(cost_usd AS VARCHAR) FROM staging.line_items ORDER BY 1"
+    kept = sorted([(line_uuid("kept"), "0.000000000001"), (line_uuid("other"), "7.000000000000")])
+    assert con.execute(stored).fetchall() == kept
     with pytest.raises(ValidationError) as caught:
         warehouse.replace_range_checked(LINE_ITEMS, _line_items_select(rows), {}, day, after, "openai")
     assert named in str(caught.value) and "2026-10-05" in str(caught.value)
-    assert con.execute(stored).fetchall() == [("kept", "0.000000000001"), ("other", "7.000000000000")]
+    assert con.execute(stored).fetchall() == kept
     views = "SELECT view_name FROM duckdb_views() WHERE NOT internal AND view_name LIKE 'stored_%'"
     assert not con.execute(views).fetchall(), "no view left behind"

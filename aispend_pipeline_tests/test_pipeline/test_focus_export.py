@@ -202,7 +202,8 @@ def test_the_csv_export_keeps_every_focus_rule_the_validator_does_not_check(pipe
     usage_with_quantity = {
         line_id
         for (line_id,) in pipeline.db.rows(
-            "SELECT cost_line_id FROM main.cost_line_items WHERE charge_category = 'Usage' AND quantity IS NOT NULL "
+            "SELECT CAST(cost_line_id AS VARCHAR) FROM main.cost_line_items "
+            "WHERE charge_category = 'Usage' AND quantity IS NOT NULL "
             "AND usage_date BETWEEN $first AND $last",
             {"first": FIRST, "last": LAST},
         )
