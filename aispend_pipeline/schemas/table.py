@@ -29,6 +29,10 @@ class Column:
     def is_decimal(self) -> bool:
         return self.sql_type.startswith("DECIMAL")
 
+    def is_stored_as(self, stored_type: str) -> bool:
+        """Whether DuckDB's name of a stored type (`DECIMAL(38,12)`) is this column's declared type."""
+        return stored_type.replace(" ", "") == self.sql_type.replace(" ", "")
+
     @property
     def read_as_text(self) -> bool:
         """Read into pandas as text: exact decimals, and UUIDs (as their canonical 36-character text)."""

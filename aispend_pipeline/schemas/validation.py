@@ -69,13 +69,13 @@ def _rules(table: Table, types: dict[str, str]) -> list[_Rule]:
     """The SQL form of the table's rules, given the stored relation's column types."""
     rules: list[_Rule] = []
     for column in table.columns:
-        name, stored = column.name, types[column.name].replace(" ", "")
+        name, stored = column.name, types[column.name]
         if not column.nullable:
             rules.append(_Rule(name, "not_nullable", f"{name} IS NULL"))
         if column.is_decimal and stored == "VARCHAR":
             pattern = f"^(?:{MONEY_TEXT_PATTERN})$"
             rules.append(_Rule(name, f"str_matches('{pattern}')", f"NOT regexp_full_match({name}, '{pattern}')"))
-        elif stored != column.sql_type.replace(" ", ""):
+        elif not column.is_stored_as(stored):
             rules.append(
                 _Rule(name, f"coerce_dtype('{column.sql_type}')", f"TRY_CAST({name} AS {column.sql_type}) IS NULL")
             )

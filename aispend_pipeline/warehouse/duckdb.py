@@ -251,6 +251,6 @@ def _ensure(con: duckdb.DuckDBPyConnection, table: Table) -> None:
     for column in table.columns:
         if column.name not in existing:
             con.execute(f"ALTER TABLE {table.qualified_name} ADD COLUMN {column.name} {column.sql_type}")
-        elif existing[column.name].replace(" ", "") != column.sql_type.replace(" ", ""):
+        elif not column.is_stored_as(existing[column.name]):
             # A type a newer version declares (line ids: hex text -> UUID): every stored value converts.
             con.execute(f"ALTER TABLE {table.qualified_name} ALTER {column.name} SET DATA TYPE {column.sql_type}")
