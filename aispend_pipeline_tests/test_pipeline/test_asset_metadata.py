@@ -3,7 +3,7 @@ teams, the inventory's gaps and the report's path."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +18,8 @@ FIRST, LAST = date(2026, 10, 28), date(2026, 11, 3)
 
 def test_every_materialisation_carries_counts_totals_previews_and_the_marts_top_teams(pipeline):
     pipeline.monkeypatch.delenv("ANTHROPIC_ADMIN_KEY")
+    # OpenRouter serves the 30 days before its clock's day: set on the day after the range, whatever the date.
+    pipeline.monkeypatch.setattr(pipeline.sims.openrouter, "today", LAST + timedelta(days=1))
     result = (
         build_definitions()
         .resolve_job_def(JOB_NAME)
