@@ -15,6 +15,7 @@ dies is reported with its exit code.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import multiprocessing
 import os
@@ -137,6 +138,10 @@ def _work(
     os.environ.clear()
     os.environ.update(environment)
     os.chdir(cwd)
+    # The worker only decodes pages, which never form reference cycles, and exits when done: the cycle
+    # collector stays off. Paused per answer and re-enabled, it walked every decoded object once more after
+    # each one (a year of Cost Explorer at full size: 13.9 -> 8.2 s of CPU; OpenAI 30.9 -> 23.5 s).
+    gc.disable()
     try:
         module, name = target
         resource = getattr(importlib.import_module(module), name)(**settings)

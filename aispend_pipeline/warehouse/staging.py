@@ -89,7 +89,9 @@ class Staging:
         try:
             for chunk, frame in zip(names, chunks, strict=True):
                 self.connection.register(chunk, frame)
-            union = " UNION ALL BY NAME ".join(f"SELECT * FROM {chunk}" for chunk in names)
+            union = " UNION ALL BY NAME ".join(
+                f"SELECT {_as_staged(frame)} FROM {chunk}" for chunk, frame in zip(names, chunks, strict=True)
+            )
             self.connection.execute(f"INSERT INTO {staged_name(table)} BY NAME {union}")
         finally:
             for chunk in names:
@@ -138,6 +140,14 @@ class Staging:
             ).fetchall():
                 self.connection.execute(f"DROP {kind} {schema}.{found}")
         self.connection.close()
+
+
+def _as_staged(frame: pa.Table | pd.DataFrame) -> str:
+    """The chunk's columns, decimals read in C (`core.columnar`) as the staged money text (plain, exact)."""
+    if not isinstance(frame, pa.Table):
+        return "*"
+    decimals = [f.name for f in frame.schema if pa.types.is_decimal(f.type)]
+    return f"* REPLACE ({', '.join(f'CAST({n} AS VARCHAR) AS {n}' for n in decimals)})" if decimals else "*"
 
 
 def columns_table(columns: Mapping[str, Sequence[Any]]) -> pa.Table | pd.DataFrame:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from aispend_pipeline.errors import ValidationError
@@ -107,3 +109,22 @@ def test_chunks_are_held_until_they_fill_row_groups_then_inserted_together(monke
         ("p5", "5", None, 4),
     ]
     staging.drop()
+
+
+def test_money_read_as_decimals_stages_as_the_same_exact_text_as_money_read_as_text() -> None:
+    """Pages read as Arrow columns hand money over as DECIMAL(38, 12) (`core.columnar`), others as text:
+    chunks of both kinds of one table stage together, plain (no exponent) and exact."""
+    con = duckdb.connect()
+    staging = Staging(con, "openai", [RAW_TABLE])
+    decimals = pa.array([Decimal("0.000000000002"), Decimal("-3.25"), Decimal("12345678901234.123456789012")])
+    table = pa.table({**chunk(["p1", "p2", "p3"], ["0"] * 3), "amount_usd": decimals.cast(pa.decimal128(38, 12))})
+    staging.append(RAW_TABLE, table, KEY_COLUMNS)
+    staging.append(RAW_TABLE, chunk(["p4"], ["1.5"]), KEY_COLUMNS)
+    staging.finish()
+    staged = con.execute(f"SELECT project_id, amount_usd FROM {staged_name(RAW_TABLE)} ORDER BY project_id").fetchall()
+    assert staged == [
+        ("p1", "0.000000000002"),
+        ("p2", "-3.250000000000"),
+        ("p3", "12345678901234.123456789012"),
+        ("p4", "1.5"),
+    ]

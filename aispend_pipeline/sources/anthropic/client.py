@@ -13,9 +13,19 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
+
+from aispend_pipeline.core.columnar import AMOUNT, ColumnarReader, money_column, require_all
 from aispend_pipeline.core.days import bucket_day
 from aispend_pipeline.core.decoding import PayloadStruct
-from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
+from aispend_pipeline.core.http import (
+    ApiClient,
+    BucketReader,
+    Chunk,
+    Columns,
+    chunk_columns,
+    iter_daily_bucket_columns,
+)
 from aispend_pipeline.core.money import day_money_texts
 from aispend_pipeline.errors import SourcePayloadError
 
@@ -60,10 +70,10 @@ class AnthropicCostsClient:
         return [
             AnthropicCostLine(*row[:-1], amount_usd=Decimal(row[-1]))
             for chunk in self.daily_cost_chunks(start, end)
-            for row in zip(*chunk.values(), strict=True)
+            for row in zip(*chunk_columns(chunk).values(), strict=True)
         ]
 
-    def daily_cost_chunks(self, start: date, end: date) -> Iterator[Columns]:
+    def daily_cost_chunks(self, start: date, end: date) -> Iterator[Chunk]:
         """The cost lines of the UTC days [start, end) as column chunks named like `AnthropicCostLine`'s
         fields, dollars as exact text, 31 days per request at most (no object per line)."""
         params: dict[str, Any] = {
@@ -73,8 +83,21 @@ class AnthropicCostsClient:
             "group_by[]": ["workspace_id", "description"],
             "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
         }
-        reader = BucketReader(_Bucket, _bucket_day, self._fast, self._slow)
-        return iter_daily_bucket_columns(self.api, "/v1/organizations/cost_report", params, reader, start, end)
+        return iter_daily_bucket_columns(
+            self.api, "/v1/organizations/cost_report", params, self.bucket_reader(), start, end
+        )
+
+    def bucket_reader(self) -> BucketReader:
+        """How a bucket becomes columns: as Arrow columns a page at a time, or field by field."""
+        columnar = ColumnarReader("starting_at", pa.string(), _RESULT_COLUMNS, self._columns, self.rounding_usd)
+        return BucketReader(_Bucket, _bucket_day, self._fast, self._slow, columnar)
+
+    def _columns(self, results: pa.StructArray, days: pa.Array, rounding: dict[date, Decimal]) -> dict[str, pa.Array]:
+        require_all(results.field("currency"), "USD")  # else the field-by-field path names it (or accepts "usd")
+        return {
+            **{name: results.field(name) for name in TEXT_FIELDS},
+            "amount_usd": money_column(results.field("amount"), days, rounding, shift=-2),
+        }
 
     def _fast(self, day: date, results: list[_Result]) -> Columns | None:
         if any(r.currency != "USD" or r.amount is None for r in results):
@@ -104,6 +127,9 @@ class AnthropicCostsClient:
         # Cents carry up to 6 decimals: the scale is checked on dollars, after the exact shift.
         dollars = day_money_texts(SOURCE, "amount", cents, day, self.rounding_usd, shift=-2)
         return {"usage_date": [day] * len(dollars), **columns, "amount_usd": dollars}
+
+
+_RESULT_COLUMNS = pa.struct([("currency", pa.string()), ("amount", AMOUNT), *((n, pa.string()) for n in TEXT_FIELDS)])
 
 
 class _Result(PayloadStruct):

@@ -12,8 +12,11 @@ from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
+import pyarrow as pa
+
+from aispend_pipeline.core import columnar
 from aispend_pipeline.core.decoding import PayloadStruct
-from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
+from aispend_pipeline.core.http import ApiClient, BucketReader, Chunk, Columns, chunk_columns, iter_daily_bucket_columns
 from aispend_pipeline.core.tokens import record_columns, token_columns, token_count
 from aispend_pipeline.sources.anthropic.client import (
     API_VERSION,
@@ -59,10 +62,10 @@ class AnthropicUsageClient:
         return [
             AnthropicUsageLine(*row)
             for chunk in self.daily_usage_chunks(start, end)
-            for row in zip(*chunk.values(), strict=True)
+            for row in zip(*chunk_columns(chunk).values(), strict=True)
         ]
 
-    def daily_usage_chunks(self, start: date, end: date) -> Iterator[Columns]:
+    def daily_usage_chunks(self, start: date, end: date) -> Iterator[Chunk]:
         """The same as column chunks named like `AnthropicUsageLine`'s fields, 31 days per request at most."""
         params: dict[str, Any] = {
             "starting_at": _rfc3339(start),
@@ -71,8 +74,11 @@ class AnthropicUsageClient:
             "group_by[]": ["workspace_id", "model"],
             "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
         }
-        reader = BucketReader(_Bucket, _bucket_day, _fast, _slow)
-        return iter_daily_bucket_columns(self.api, PATH, params, reader, start, end)
+        return iter_daily_bucket_columns(self.api, PATH, params, self.bucket_reader(), start, end)
+
+    def bucket_reader(self) -> BucketReader:
+        """How a bucket becomes columns: as Arrow columns a page at a time, or field by field."""
+        return BucketReader(_Bucket, _bucket_day, _fast, _slow, COLUMNAR)
 
 
 FIELDS = tuple(f.name for f in fields(AnthropicUsageLine))
@@ -114,15 +120,52 @@ class _Bucket(PayloadStruct):
     results: list[_Result] | None = None
 
 
+REQUIRED = ("uncached_input_tokens", "cache_read_input_tokens", "output_tokens")
+AS_ZERO = ("cache_creation_5m_input_tokens", "cache_creation_1h_input_tokens", "web_search_requests")
+NESTED = {  # the line's count: where the payload nests it
+    "cache_creation_5m_input_tokens": ("cache_creation", "ephemeral_5m_input_tokens"),
+    "cache_creation_1h_input_tokens": ("cache_creation", "ephemeral_1h_input_tokens"),
+    "web_search_requests": ("server_tool_use", "web_search_requests"),
+}
+
+
 def _fast(day: date, results: list[_Result]) -> Columns | None:
-    columns = token_columns(
-        results,
-        ("workspace_id", "model"),
-        FIELDS[3:],
-        ("uncached_input_tokens", "cache_read_input_tokens", "output_tokens"),
-        ("cache_creation_5m_input_tokens", "cache_creation_1h_input_tokens", "web_search_requests"),
-    )
+    columns = token_columns(results, ("workspace_id", "model"), FIELDS[3:], REQUIRED, AS_ZERO)
     return None if columns is None else {"usage_date": [day] * len(results), **columns}
+
+
+def _columns(results: pa.StructArray, days: pa.Array, rounding: dict[date, Any]) -> dict[str, pa.Array]:
+    return {
+        "workspace_id": results.field("workspace_id"),
+        "model": results.field("model"),
+        **{
+            name: columnar.counts(
+                columnar.field(results, *NESTED.get(name, (name,))), required=name in REQUIRED, as_zero=name in AS_ZERO
+            )
+            for name in FIELDS[3:]
+        },
+    }
+
+
+COLUMNAR = columnar.ColumnarReader(
+    "starting_at",
+    pa.string(),
+    pa.struct(
+        [
+            ("workspace_id", pa.string()),
+            ("model", pa.string()),
+            ("uncached_input_tokens", pa.int64()),
+            ("cache_read_input_tokens", pa.int64()),
+            (
+                "cache_creation",
+                pa.struct([("ephemeral_5m_input_tokens", pa.int64()), ("ephemeral_1h_input_tokens", pa.int64())]),
+            ),
+            ("output_tokens", pa.int64()),
+            ("server_tool_use", pa.struct([("web_search_requests", pa.int64())])),
+        ]
+    ),
+    _columns,
+)
 
 
 def _slow(day: date, results: list[dict[str, Any]]) -> Columns:

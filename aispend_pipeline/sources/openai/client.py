@@ -2,8 +2,9 @@
 
 Daily buckets grouped by project and line item, cursor pagination (`page` = previous `next_page`
 while `has_more`). `limit` counts buckets (1-180), so a 60-day range is one request per page of
-results. `amount.value` is in dollars and arrives as a JSON number or a string: both are decoded as
-exact Decimals (msgspec), page by page into typed records and column chunks.
+results. `amount.value` is in dollars and arrives as a JSON number or a string: both are read exactly,
+a page at a time as Arrow columns (`core.columnar`), or field by field (msgspec, exact Decimals) when a
+page holds anything that path does not expect.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
+
+from aispend_pipeline.core.columnar import AMOUNT, ColumnarReader, Unusual, money_column, require_all
 from aispend_pipeline.core.days import bucket_day, utc_midnight
 from aispend_pipeline.core.decoding import PayloadStruct
-from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
+from aispend_pipeline.core.http import ApiClient, BucketReader, Chunk, Columns, chunk_columns, iter_daily_bucket_columns
 from aispend_pipeline.core.money import day_money_texts
 from aispend_pipeline.errors import SourcePayloadError
 
@@ -55,10 +59,10 @@ class OpenAICostsClient:
         return [
             OpenAICostLine(day, project, item, Decimal(amount), None if quantity is None else Decimal(quantity), unit)
             for chunk in self.daily_cost_chunks(start, end)
-            for day, project, item, amount, quantity, unit in zip(*chunk.values(), strict=True)
+            for day, project, item, amount, quantity, unit in zip(*chunk_columns(chunk).values(), strict=True)
         ]
 
-    def daily_cost_chunks(self, start: date, end: date) -> Iterator[Columns]:
+    def daily_cost_chunks(self, start: date, end: date) -> Iterator[Chunk]:
         """The cost lines of the UTC days [start, end) as column chunks named like `OpenAICostLine`'s fields,
         money as exact text, in as few requests as the page size allows (no object per line).
 
@@ -71,8 +75,25 @@ class OpenAICostsClient:
             "group_by[]": ["project_id", "line_item"],
             "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
         }
-        reader = BucketReader(_Bucket, _day, self._fast, self._slow)
-        return iter_daily_bucket_columns(self.api, "/organization/costs", params, reader, start, end)
+        return iter_daily_bucket_columns(self.api, "/organization/costs", params, self.bucket_reader(), start, end)
+
+    def bucket_reader(self) -> BucketReader:
+        """How a bucket becomes columns: as Arrow columns a page at a time, or field by field."""
+        columnar = ColumnarReader("start_time", pa.int64(), _RESULT_COLUMNS, self._columns, self.rounding_usd)
+        return BucketReader(_Bucket, _day, self._fast, self._slow, columnar)
+
+    def _columns(self, results: pa.StructArray, days: pa.Array, rounding: dict[date, Decimal]) -> dict[str, pa.Array]:
+        amount = results.field("amount")
+        if amount.null_count:
+            raise Unusual  # the field-by-field path names the problem
+        require_all(amount.field("currency"), "usd")  # else the field-by-field path names it (or accepts "USD")
+        return {
+            "project_id": results.field("project_id"),
+            "line_item": results.field("line_item"),
+            "amount_usd": money_column(amount.field("value"), days, rounding),
+            "quantity": money_column(results.field("quantity"), days, None, optional=True),
+            "quantity_unit": results.field("quantity_unit"),
+        }
 
     def _fast(self, day: date, results: list[_Result]) -> Columns | None:
         amounts = [r.amount for r in results]
@@ -120,6 +141,17 @@ class OpenAICostsClient:
             "quantity": quantity_texts,
             "quantity_unit": units,
         }
+
+
+_RESULT_COLUMNS = pa.struct(
+    [
+        ("amount", pa.struct([("value", AMOUNT), ("currency", pa.string())])),
+        ("project_id", pa.string()),
+        ("line_item", pa.string()),
+        ("quantity", AMOUNT),
+        ("quantity_unit", pa.string()),
+    ]
+)
 
 
 class _Amount(PayloadStruct):

@@ -13,8 +13,11 @@ from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
+import pyarrow as pa
+
+from aispend_pipeline.core import columnar
 from aispend_pipeline.core.decoding import PayloadStruct
-from aispend_pipeline.core.http import ApiClient, BucketReader, Columns, iter_daily_bucket_columns
+from aispend_pipeline.core.http import ApiClient, BucketReader, Chunk, Columns, chunk_columns, iter_daily_bucket_columns
 from aispend_pipeline.core.tokens import record_columns, token_columns, token_count
 from aispend_pipeline.sources.openai.client import DEFAULT_BASE_URL, SOURCE, _day, _unix
 
@@ -54,10 +57,10 @@ class OpenAIUsageClient:
         return [
             OpenAIUsageLine(*row)
             for chunk in self.daily_usage_chunks(start, end)
-            for row in zip(*chunk.values(), strict=True)
+            for row in zip(*chunk_columns(chunk).values(), strict=True)
         ]
 
-    def daily_usage_chunks(self, start: date, end: date) -> Iterator[Columns]:
+    def daily_usage_chunks(self, start: date, end: date) -> Iterator[Chunk]:
         """The same as column chunks named like `OpenAIUsageLine`'s fields, 31 days per request at most."""
         params: dict[str, Any] = {
             "start_time": _unix(start),
@@ -66,8 +69,11 @@ class OpenAIUsageClient:
             "group_by[]": ["project_id", "model"],
             "limit": min(max((end - start).days, 1), MAX_BUCKETS_PER_PAGE),
         }
-        reader = BucketReader(_Bucket, _day, _fast, _slow)
-        return iter_daily_bucket_columns(self.api, PATH, params, reader, start, end)
+        return iter_daily_bucket_columns(self.api, PATH, params, self.bucket_reader(), start, end)
+
+    def bucket_reader(self) -> BucketReader:
+        """How a bucket becomes columns: as Arrow columns a page at a time, or field by field."""
+        return BucketReader(_Bucket, _day, _fast, _slow, COLUMNAR)
 
 
 FIELDS = tuple(f.name for f in fields(OpenAIUsageLine))
@@ -90,10 +96,30 @@ class _Bucket(PayloadStruct):
 
 
 def _fast(day: date, results: list[_Result]) -> Columns | None:
-    columns = token_columns(
-        results, ("project_id", "model"), FIELDS[3:], ("input_tokens", "output_tokens"), ("num_model_requests",)
-    )
+    columns = token_columns(results, ("project_id", "model"), FIELDS[3:], REQUIRED, AS_ZERO)
     return None if columns is None else {"usage_date": [day] * len(results), **columns}
+
+
+REQUIRED, AS_ZERO = ("input_tokens", "output_tokens"), ("num_model_requests",)
+
+
+def _columns(results: pa.StructArray, days: pa.Array, rounding: dict[date, Any]) -> dict[str, pa.Array]:
+    return {
+        "project_id": results.field("project_id"),
+        "model": results.field("model"),
+        **{
+            name: columnar.counts(results.field(name), required=name in REQUIRED, as_zero=name in AS_ZERO)
+            for name in FIELDS[3:]
+        },
+    }
+
+
+COLUMNAR = columnar.ColumnarReader(
+    "start_time",
+    pa.int64(),
+    pa.struct([("project_id", pa.string()), ("model", pa.string()), *((n, pa.int64()) for n in FIELDS[3:])]),
+    _columns,
+)
 
 
 def _slow(day: date, results: list[dict[str, Any]]) -> Columns:
