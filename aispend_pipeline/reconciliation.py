@@ -73,8 +73,13 @@ def _compare(
 
 
 def unbalanced_allocations(warehouse: DuckDBWarehouse, start: date, end: date) -> list[tuple]:
-    """Line items whose attributed lines do not sum exactly to the line (lost, doubled or mis-split)."""
-    return _compare(warehouse, LINE_ITEMS.qualified_name, COST_LINE_ITEMS.qualified_name, ("line_id",), start, end)
+    """Line items whose attributed lines do not sum exactly to the line (lost, doubled or mis-split).
+
+    A line item's own amount is its total: its id is unique (a rule of the line-item schema, checked
+    before the line items are written), so only the attributed side is grouped."""
+    lines = f"SELECT line_id, cost_usd AS total FROM {LINE_ITEMS.qualified_name} WHERE {IN_RANGE}"
+    attributed = _sum_by(COST_LINE_ITEMS.qualified_name, ("line_id",))
+    return differences(warehouse, lines, attributed, ("line_id",), start, end)
 
 
 def rollup_mismatches(warehouse: DuckDBWarehouse, start: date, end: date) -> list[tuple]:
