@@ -378,10 +378,12 @@ def _tree_pss(pid: int) -> int:
     total, pending = 0, [pid]
     while pending:
         current = pending.pop()
-        try:
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        try:  # a process's children are listed per thread: pull workers are started from pull threads
+            children = [
+                c for task in Path(f"/proc/{current}/task").iterdir() for c in (task / "children").read_text().split()
+            ]
             rollup = Path(f"/proc/{current}/smaps_rollup").read_text().splitlines()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+        except (FileNotFoundError, ProcessLookupError, PermissionError, NotADirectoryError):
             continue
         pending += [int(child) for child in children]
         total += next((int(line.split()[1]) * 1024 for line in rollup if line.startswith("Pss:")), 0)

@@ -26,7 +26,7 @@ from aispend_pipeline.core.money import MONEY_SCALE
 # A JSON amount is read exactly with up to 30 integer and 30 fraction digits (more: the field-by-field path).
 AMOUNT = pa.decimal256(60, 30)
 MONEY = pa.decimal128(38, MONEY_SCALE)
-MIN_BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 4 << 20
 
 
 class Unusual(Exception):
@@ -49,13 +49,14 @@ class ColumnarReader:
     result_type: pa.StructType
     columns: Callable[[pa.StructArray, pa.Array, dict[date, Decimal]], dict[str, pa.Array]]
     rounding_usd: dict[date, Decimal] | None = None
+    block_bytes: int = BLOCK_BYTES  # JSON read per batch (at least two of the page's largest buckets)
 
 
 def read_batches(raws: Sequence[msgspec.Raw], reader: ColumnarReader) -> Iterator[pa.RecordBatch]:
-    """The buckets as batches (`time_field`, `results`), a few at a time (each batch is freed once turned
-    into columns); `Unusual` when one does not fit the schema."""
+    """The buckets as batches (`time_field`, `results`), a few buckets at a time, so that only the page's
+    body and one batch are in memory; `Unusual` when one does not fit the schema."""
     schema = pa.schema([(reader.time_field, reader.time_type), ("results", pa.list_(reader.result_type))])
-    block = max(MIN_BLOCK_BYTES, 2 * max(map(len, raws), default=0) + 2)
+    block = max(reader.block_bytes, 2 * max(map(len, raws), default=0) + 2)
     try:
         batches = pj.open_json(
             _Lines(raws),

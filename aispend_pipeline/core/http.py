@@ -394,20 +394,19 @@ def iter_daily_bucket_columns(
     boundary: tuple[date, list[bytes]] | None = None  # the previous page's last day, its buckets
     pending: Columns = {}
     for page in iter_cursor_pages(api, path, params):
-        tables = _columnar_page(page, reader, start, end, seen)
-        if tables is not None:
+        done = 0  # the page's first buckets, read as Arrow columns
+        last: tuple[date, list[msgspec.Raw]] | None = None
+        for days, table in _columnar_batches(page, reader, start, end, seen):
             if pending:
                 yield pending
                 pending = {}
-            days, chunks = tables
             seen.update(days)
-            boundary = (days[-1], [bytes(page[-1])]) if days else boundary
-            del page  # the page's body is not held while its rows are handed on
-            yield from chunks
-            continue
-        last: tuple[date, list[msgspec.Raw]] | None = None
+            done += len(days)
+            last = (days[-1], [page[done - 1]])
+            if table is not None:
+                yield table
         raw: msgspec.Raw | None = None
-        for raw in page:
+        for raw in page[done:]:  # the rest, bucket by bucket (all of it without a columnar reader)
             day, columns = _bucket_columns(api.source, raw, typed, reader, start, end)
             if day in seen:
                 if boundary is None or boundary[0] != day:
@@ -425,42 +424,42 @@ def iter_daily_bucket_columns(
         if last is not None:
             earlier = boundary[1] if boundary and boundary[0] == last[0] else []
             boundary = (last[0], [*earlier, *map(bytes, last[1])])
-        del page, raw, last
+        del page, raw, last  # the caller's next page is fetched without this one's body held
     if pending:
         yield pending
     require_every_day(api.source, seen, start, end)
 
 
-def _columnar_page(
+def _columnar_batches(
     page: list[msgspec.Raw], reader: BucketReader, start: date, end: date, seen: set[date]
-) -> tuple[list[date], list[pa.Table]] | None:
-    """The page's days and rows read as Arrow columns, or None: no columnar reader, or something unusual
-    (then the page is read bucket by bucket, which names any problem). A day seen before (a page boundary)
-    is left to that path too."""
+) -> Iterator[tuple[list[date], pa.Table | None]]:
+    """The page's buckets read as Arrow columns, a batch of buckets at a time: (their days, their rows or None
+    when they have none). Stops at the first batch with anything unusual (or a day seen before, e.g. at a
+    page boundary): the caller reads the page's remaining buckets one by one, which names any problem. A
+    batch's rounding is counted once its rows are handed on, so nothing is counted twice."""
     columnar = reader.columnar
     if columnar is None or not page:
-        return None
-    days: list[date] = []
-    tables: list[pa.Table] = []
-    rounding: dict[date, Decimal] = {}
-    try:
-        for batch in read_batches(page, columnar):
+        return
+    batches = read_batches(page, columnar)
+    while True:
+        rounding: dict[date, Decimal] = {}
+        try:
+            batch = next(batches, None)
+            if batch is None:
+                return
             times = batch.column(columnar.time_field).to_pylist()
             if None in times:
-                return None
-            batch_days = [reader.day_of({columnar.time_field: t}, start, end) for t in times]
-            days += batch_days
-            table = batch_table(batch, batch_days, columnar, rounding)
-            if table is not None:
-                tables.append(table)
-    except Unusual:
-        return None
-    if len(set(days)) != len(days) or not seen.isdisjoint(days):
-        return None
-    if columnar.rounding_usd is not None:
-        for day, rounded in rounding.items():
-            columnar.rounding_usd[day] = columnar.rounding_usd.get(day, Decimal(0)) + rounded
-    return days, tables
+                return
+            days = [reader.day_of({columnar.time_field: t}, start, end) for t in times]
+            if len(set(days)) != len(days) or not seen.isdisjoint(days):
+                return
+            table = batch_table(batch, days, columnar, rounding)
+        except Unusual:
+            return
+        if columnar.rounding_usd is not None:
+            for day, rounded in rounding.items():
+                columnar.rounding_usd[day] = columnar.rounding_usd.get(day, Decimal(0)) + rounded
+        yield days, table
 
 
 def _bucket_columns(

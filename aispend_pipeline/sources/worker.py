@@ -20,6 +20,7 @@ import importlib
 import multiprocessing
 import os
 import pickle
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -36,6 +37,9 @@ from aispend_pipeline.warehouse.staging import Rows, columns_table
 
 PRELOAD = ["aispend_pipeline.sources.registry"]  # imported once, by the forkserver
 _context: Any = None
+# One worker per core at a time: decoding is CPU-bound, so more would not pull faster, only hold more pages
+# in memory at once (a year at full size, four workers at once: 2.25 GB for the run and its workers).
+_slots = threading.BoundedSemaphore(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,11 @@ class _Failed:
 
 def pull_in_worker(resource: SourceResource, source: str, start: date, end: date, sink: RowSink) -> RawPull:
     """`resource.pull_into(start, end, sink)`, run in a worker process; the chunks reach `sink` here."""
+    with _slots:
+        return _pull(resource, source, start, end, sink)
+
+
+def _pull(resource: SourceResource, source: str, start: date, end: date, sink: RowSink) -> RawPull:
     context = _forkserver()
     receiving, sending = context.Pipe(duplex=False)
     settings = {name: getattr(resource, name) for name in type(resource).model_fields}

@@ -197,3 +197,40 @@ def test_a_page_the_columnar_path_finds_unusual_is_read_field_by_field_and_count
     columnar_rows, columnar_kinds, columnar_rounding = read(httpserver, case, pages, True, fast_http)
     assert dict in columnar_kinds  # the odd page went field by field
     assert (columnar_rows, columnar_rounding) == (plain[0], plain[2])
+
+
+@pytest.mark.parametrize("case", ["openai costs", "anthropic costs"])
+def test_a_page_read_in_batches_goes_field_by_field_from_the_first_unusual_batch_on(
+    httpserver: HTTPServer, fast_http: dict[str, Any], case: str
+) -> None:
+    """Batches of about one bucket: the first day's rows (with rounding) are handed on as Arrow columns, the
+    unusual second day and the third go field by field; nothing is lost or counted twice."""
+    client_class, base, path, _, days, money = CASES[case]
+    odd = (
+        '[{"amount": {"value": "1.5", "currency": "USD"}, "project_id": "proj_a"}]'
+        if case == "openai costs"
+        else '[{"currency": "usd", "amount": "150", "workspace_id": "wrkspc_a"}]'
+    )
+    pages = [[days[0], odd, days[1]]]
+
+    def read_in_batches(columnar: bool) -> tuple[list[tuple], list[type], Any]:
+        serve(httpserver, case, pages)
+        client = client_class("sk-admin-test", httpserver.url_for(base), **fast_http)
+        reader = client.bucket_reader()
+        assert reader.columnar is not None
+        small = dataclasses.replace(reader.columnar, block_bytes=1)  # each batch: at least two buckets' bytes
+        reader = dataclasses.replace(reader, columnar=small if columnar else None)
+        chunks = list(iter_daily_bucket_columns(client.api, path, {}, reader, DAY, DAY + timedelta(DAYS)))
+        rows = []
+        for chunk in chunks:
+            columns = chunk_columns(chunk)
+            for name in money:
+                columns[name] = [None if v is None else Decimal(v) for v in columns[name]]
+            rows += list(zip(*columns.values(), strict=True))
+        return rows, [type(c) for c in chunks], client.rounding_usd
+
+    columnar_rows, columnar_kinds, columnar_rounding = read_in_batches(True)
+    plain_rows, _, plain_rounding = read_in_batches(False)
+
+    assert columnar_kinds[0] is pa.Table and dict in columnar_kinds  # both paths, one page
+    assert columnar_rows == plain_rows and columnar_rounding == plain_rounding != {}
