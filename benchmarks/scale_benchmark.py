@@ -17,10 +17,11 @@ only their bookkeeping.
 Each size runs `aispend materialize --start <a year ago> --end <yesterday>` as a subprocess with a fresh
 persistent Dagster instance (`DAGSTER_HOME`), as users run it, and prints: wall time per layer (read
 from the run's "run seconds" log line in the instance's event log), Dagster bookkeeping (wall minus the
-step's own time: process start, imports, events), the peak RSS of that process (its VmHWM), API calls
-per source against the minimum the page sizes allow, whether every provider-day total equals the
-generator's exactly, and the transforms (line items, allocation, rollup) against a floor: the same
-tables computed by hand-written DuckDB SQL over the same raw rows, in the same run, checked to match.
+step's own time: process start, imports, events), peak memory (that process's VmHWM, or the PSS of it
+and its pull workers, whichever is larger), API calls per source against the minimum the page sizes
+allow, whether every provider-day total equals the generator's exactly, and the transforms (line
+items, allocation, rollup) against a floor: the same tables computed by hand-written DuckDB SQL over
+the same raw rows, in the same run, checked to match.
 """
 
 from __future__ import annotations
