@@ -49,23 +49,38 @@ class ColumnarReader:
     result_type: pa.StructType
     columns: Callable[[pa.StructArray, pa.Array, dict[date, Decimal]], dict[str, pa.Array]]
     rounding_usd: dict[date, Decimal] | None = None
-    block_bytes: int = BLOCK_BYTES  # JSON read per batch (at least two of the page's largest buckets)
+    block_bytes: int = BLOCK_BYTES  # JSON read per batch (at least one bucket)
 
 
 def read_batches(raws: Sequence[msgspec.Raw], reader: ColumnarReader) -> Iterator[pa.RecordBatch]:
-    """The buckets as batches (`time_field`, `results`), a few buckets at a time, so that only the page's
-    body and one batch are in memory; `Unusual` when one does not fit the schema."""
+    """The buckets as batches (`time_field`, `results`) of about `block_bytes` of JSON each (at least one
+    bucket), so that only the page's body and one batch are in memory; `Unusual` when one does not fit the
+    schema."""
     schema = pa.schema([(reader.time_field, reader.time_type), ("results", pa.list_(reader.result_type))])
-    block = max(reader.block_bytes, 2 * max(map(len, raws), default=0) + 2)
-    try:
-        batches = pj.open_json(
-            _Lines(raws),
-            read_options=pj.ReadOptions(use_threads=False, block_size=block),
-            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-        )
-        yield from batches
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        raise Unusual from None
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    group: list[msgspec.Raw] = []
+    size = 0
+    for raw in [*raws, None]:
+        if group and (raw is None or size + len(raw) > reader.block_bytes):
+            lines = b"\n".join(_one_line(r) for r in group)
+            try:
+                read = pj.read_json(
+                    io.BytesIO(lines), pj.ReadOptions(use_threads=False, block_size=len(lines) + 1), options
+                )
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                raise Unusual from None
+            del lines
+            yield from read.to_batches()
+            group, size = [], 0
+        if raw is not None:
+            group.append(raw)
+            size += len(raw)
+
+
+def _one_line(raw: msgspec.Raw) -> bytes:
+    """A bucket as one line of newline-delimited JSON: a raw newline inside JSON is always whitespace (one in a
+    string is written `\\n`), so a pretty-printed answer's bucket becomes one line."""
+    return bytes(raw).replace(b"\n", b" ").replace(b"\r", b" ")
 
 
 def batch_table(
@@ -134,27 +149,3 @@ def counts(values: pa.Array, *, required: bool = False, as_zero: bool = False) -
     if smallest is not None and smallest < 0:
         raise Unusual
     return values
-
-
-class _Lines(io.RawIOBase):
-    """The buckets as newline-delimited JSON, copied block by block (the page is never held twice). A raw
-    newline inside a JSON value is always whitespace (a newline in a string is written `\\n`), so pretty-
-    printed answers become one line per bucket."""
-
-    def __init__(self, raws: Sequence[msgspec.Raw]) -> None:
-        self.parts = iter(raws)
-        self.pending = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self.pending:
-            part = next(self.parts, None)
-            if part is None:
-                return 0
-            self.pending = memoryview(bytes(part).replace(b"\n", b" ").replace(b"\r", b" ") + b"\n")
-        size = min(len(buffer), len(self.pending))
-        buffer[:size] = self.pending[:size]
-        self.pending = self.pending[size:]
-        return size

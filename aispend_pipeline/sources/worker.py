@@ -10,7 +10,7 @@ Workers fork from one forkserver that has imported the sources once (a worker co
 own); each gets the run's environment and working directory (credential chains such as boto3's read
 them), and the resource's settings as plain values. Nothing it pulls touches DuckDB: only the run's
 process writes the file. A worker that fails sends its error message (as clear as in a thread); one that
-dies is reported with its exit code.
+dies is reported with its exit code. At most one worker more than cores runs at a time; the others wait.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ from aispend_pipeline.warehouse.staging import Rows, columns_table
 
 PRELOAD = ["aispend_pipeline.sources.registry"]  # imported once, by the forkserver
 _context: Any = None
-# One worker per core at a time: decoding is CPU-bound, so more would not pull faster, only hold more pages
-# in memory at once (a year at full size, four workers at once: 2.25 GB for the run and its workers).
-_slots = threading.BoundedSemaphore(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
+# One worker more than cores at a time: decoding is CPU-bound, so more would not pull faster, only hold more
+# pages in memory at once (a year at full size: 1.77 GB for the run and three workers at once, the same
+# pull time as four; one worker per core left the cores idle while a worker waited on its answer).
+_slots = threading.BoundedSemaphore((len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2) + 1)
 
 
 @dataclass(frozen=True)
