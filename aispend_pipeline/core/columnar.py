@@ -4,14 +4,15 @@ The page's buckets (its `data` elements, undecoded) go through Arrow's JSON read
 schema, and the client turns the results into its raw table's columns with Arrow compute: money fitted to
 DECIMAL(38, 12) exactly (half-even, the rounding reported per day), counts checked. Anything this path
 does not expect (a value of another type, a missing amount, another currency, a negative count, more
-digits than it reads) raises `Unusual`, and the page is decoded field by field instead, which accepts
-the same answers and names the exact problem: both paths give the same rows.
+digits than it reads) raises `Unusual`, and the rest of the page, from that batch of buckets on, is
+decoded field by field instead, which accepts the same answers and names the exact problem: both paths
+give the same rows.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -40,8 +41,8 @@ class ColumnarReader:
     `time_field` (of `time_type`) is the bucket's start, read into a day by the endpoint's own `day_of`;
     `result_type` the struct of one result (fields absent from it are ignored, absent from a result are
     null); `columns(results, days, rounding)` turns the flattened results and each one's day into the raw
-    table's columns (money as `MONEY`, see `money_column`, its rounding added to the page's `rounding`), or
-    raises `Unusual`. A page's rounding is added to `rounding_usd` once the whole page is read.
+    table's columns (money as `MONEY`, see `money_column`, its rounding added to the batch's `rounding`), or
+    raises `Unusual`. A batch's rounding is added to `rounding_usd` once its rows are handed on.
     """
 
     time_field: str
@@ -126,15 +127,29 @@ def money_column(
 def field(values: pa.StructArray, *path: str) -> pa.Array:
     """A nested field (`field(results, "cache_creation", "ephemeral_5m_input_tokens")`): null where the field
     or any struct on its path is missing."""
-    for name in path:
-        values = values.flatten()[values.type.get_field_index(name)]
-    return values
+    return pc.struct_field(values, list(path))
 
 
 def require_all(values: pa.Array, expected: str) -> None:
     """Every value is `expected` (none missing), else `Unusual`: e.g. a currency the typed path must look at."""
     if values.null_count or not pc.all(pc.equal(values, expected)).as_py():
         raise Unusual
+
+
+def count_columns(
+    results: pa.StructArray,
+    names: Sequence[str],
+    required: Sequence[str] = (),
+    as_zero: Sequence[str] = (),
+    paths: Mapping[str, tuple[str, ...]] | None = None,
+) -> dict[str, pa.Array]:
+    """Count columns of usage results (what `core.tokens.token_columns` does for typed records): each name
+    read at its path in the payload (`paths`, default the name itself), checked by `counts`."""
+    paths = paths or {}
+    return {
+        name: counts(field(results, *paths.get(name, (name,))), required=name in required, as_zero=name in as_zero)
+        for name in names
+    }
 
 
 def counts(values: pa.Array, *, required: bool = False, as_zero: bool = False) -> pa.Array:

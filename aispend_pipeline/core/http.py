@@ -351,9 +351,9 @@ class BucketReader:
     looks unusual (a missing field, another currency, a negative count). Then, and when the typed decode
     fails, the bucket is decoded into plain dicts and `slow(day, results)` runs the field-by-field checks
     that name the exact problem (or accept what the typed form was too strict for). `day_of(bucket)`
-    reads a bucket's UTC day from a dict of its fields. With `columnar`, a whole page is first read as
-    Arrow columns (`core.columnar`: no Python object per line); a page that path finds unusual is read
-    bucket by bucket as above.
+    reads a bucket's UTC day from a dict of its fields. With `columnar`, a page is first read as Arrow
+    columns a batch of buckets at a time (`core.columnar`: no Python object per line); from the first batch
+    that path finds unusual on, the page is read bucket by bucket as above.
     """
 
     bucket_type: type[msgspec.Struct]

@@ -38,7 +38,7 @@ from aispend_pipeline.warehouse.staging import Rows, columns_table
 PRELOAD = ["aispend_pipeline.sources.registry"]  # imported once, by the forkserver
 _context: Any = None
 # One worker more than cores at a time: decoding is CPU-bound, so more would not pull faster, only hold more
-# pages in memory at once (a year at full size: 1.77 GB for the run and three workers at once, the same
+# pages in memory at once (a year at full size: 1.88 GB for the run and three workers at once, the same
 # pull time as four; one worker per core left the cores idle while a worker waited on its answer).
 _slots = threading.BoundedSemaphore((len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2) + 1)
 

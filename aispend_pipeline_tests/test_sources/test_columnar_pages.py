@@ -128,10 +128,26 @@ def read(
     httpserver: HTTPServer, case: str, pages: list[list[str]], columnar: bool, http: dict[str, Any]
 ) -> tuple[list[tuple], set, Any]:
     """The pages served and read: (the rows, money as Decimal; the kinds of chunk; the client's rounding)."""
+    rows, kinds, rounding = read_in_order(httpserver, case, pages, columnar, http)
+    return rows, set(kinds), rounding
+
+
+def read_in_order(
+    httpserver: HTTPServer,
+    case: str,
+    pages: list[list[str]],
+    columnar: bool,
+    http: dict[str, Any],
+    block_bytes: int | None = None,
+) -> tuple[list[tuple], list[type], Any]:
+    """As `read`, with the kind of each chunk in order; `block_bytes`: the columnar path's batch size."""
     serve(httpserver, case, pages)
     client_class, base, path, _, _, money = CASES[case]
     client = client_class("sk-admin-test", httpserver.url_for(base), **http)
     reader = client.bucket_reader()
+    assert reader.columnar is not None
+    if block_bytes is not None:
+        reader = dataclasses.replace(reader, columnar=dataclasses.replace(reader.columnar, block_bytes=block_bytes))
     reader = reader if columnar else dataclasses.replace(reader, columnar=None)
     chunks = list(iter_daily_bucket_columns(client.api, path, {}, reader, DAY, DAY + timedelta(DAYS)))
     rows = []
@@ -140,7 +156,7 @@ def read(
         for name in money:
             columns[name] = [None if v is None else Decimal(v) for v in columns[name]]
         rows += list(zip(*columns.values(), strict=True))
-    return rows, {type(c) for c in chunks}, getattr(client, "rounding_usd", None)
+    return rows, [type(c) for c in chunks], getattr(client, "rounding_usd", None)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -205,7 +221,7 @@ def test_a_page_read_in_batches_goes_field_by_field_from_the_first_unusual_batch
 ) -> None:
     """Batches of about one bucket: the first day's rows (with rounding) are handed on as Arrow columns, the
     unusual second day and the third go field by field; nothing is lost or counted twice."""
-    client_class, base, path, _, days, money = CASES[case]
+    days = CASES[case][4]
     odd = (
         '[{"amount": {"value": "1.5", "currency": "USD"}, "project_id": "proj_a"}]'
         if case == "openai costs"
@@ -213,24 +229,9 @@ def test_a_page_read_in_batches_goes_field_by_field_from_the_first_unusual_batch
     )
     pages = [[days[0], odd, days[1]]]
 
-    def read_in_batches(columnar: bool) -> tuple[list[tuple], list[type], Any]:
-        serve(httpserver, case, pages)
-        client = client_class("sk-admin-test", httpserver.url_for(base), **fast_http)
-        reader = client.bucket_reader()
-        assert reader.columnar is not None
-        small = dataclasses.replace(reader.columnar, block_bytes=1)  # each batch: at least two buckets' bytes
-        reader = dataclasses.replace(reader, columnar=small if columnar else None)
-        chunks = list(iter_daily_bucket_columns(client.api, path, {}, reader, DAY, DAY + timedelta(DAYS)))
-        rows = []
-        for chunk in chunks:
-            columns = chunk_columns(chunk)
-            for name in money:
-                columns[name] = [None if v is None else Decimal(v) for v in columns[name]]
-            rows += list(zip(*columns.values(), strict=True))
-        return rows, [type(c) for c in chunks], client.rounding_usd
-
-    columnar_rows, columnar_kinds, columnar_rounding = read_in_batches(True)
-    plain_rows, _, plain_rounding = read_in_batches(False)
+    # block_bytes=1: each batch is one bucket
+    columnar_rows, columnar_kinds, columnar_rounding = read_in_order(httpserver, case, pages, True, fast_http, 1)
+    plain_rows, _, plain_rounding = read_in_order(httpserver, case, pages, False, fast_http, 1)
 
     assert columnar_kinds[0] is pa.Table and dict in columnar_kinds  # both paths, one page
     assert columnar_rows == plain_rows and columnar_rounding == plain_rounding != {}

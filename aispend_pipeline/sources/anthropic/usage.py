@@ -138,12 +138,7 @@ def _columns(results: pa.StructArray, days: pa.Array, rounding: dict[date, Any])
     return {
         "workspace_id": results.field("workspace_id"),
         "model": results.field("model"),
-        **{
-            name: columnar.counts(
-                columnar.field(results, *NESTED.get(name, (name,))), required=name in REQUIRED, as_zero=name in AS_ZERO
-            )
-            for name in FIELDS[3:]
-        },
+        **columnar.count_columns(results, FIELDS[3:], REQUIRED, AS_ZERO, NESTED),
     }
 
 

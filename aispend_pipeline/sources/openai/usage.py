@@ -107,10 +107,7 @@ def _columns(results: pa.StructArray, days: pa.Array, rounding: dict[date, Any])
     return {
         "project_id": results.field("project_id"),
         "model": results.field("model"),
-        **{
-            name: columnar.counts(results.field(name), required=name in REQUIRED, as_zero=name in AS_ZERO)
-            for name in FIELDS[3:]
-        },
+        **columnar.count_columns(results, FIELDS[3:], REQUIRED, AS_ZERO),
     }
 
 
