@@ -84,104 +84,113 @@ def _usage_sql() -> str:
     empty = (
         "SELECT CAST(NULL AS VARCHAR) AS provider, CAST(NULL AS DATE) AS usage_date, CAST(NULL AS VARCHAR) "
         "AS project_id, CAST(NULL AS VARCHAR) AS workspace_id, CAST(NULL AS VARCHAR) AS model, "
-        "CAST(NULL AS VARCHAR) AS kind, CAST(NULL AS BIGINT) AS tokens WHERE false"
+        + ", ".join(f"CAST(NULL AS BIGINT) AS {k}" for k in TOKEN_KINDS)
+        + " WHERE false"
     )
     parts = [s.usage_tokens_sql for s in SOURCES if s.usage_tokens_sql] or [empty]
-    return "\n    UNION ALL ".join(f"SELECT * FROM ({sql})" for sql in parts)
+    return "\n    UNION ALL BY NAME ".join(f"SELECT * FROM ({sql})" for sql in parts)
 
 
 def unit_costs_sql() -> str:
-    """SELECT of unit_costs rows for the whole months [$start, $end) (both month-aligned)."""
-    kind_tokens = ",\n        ".join(f"sum(tokens) FILTER (WHERE kind = '{k}') AS {k}_tokens" for k in TOKEN_KINDS)
+    """SELECT of unit_costs rows for the whole months [$start, $end) (both month-aligned).
+
+    One pass over the month's lines: grouped once by day, key, model and kind (the token groups, and the
+    other lines beside them), then once by month, team, provider and model; the prices over every team are
+    window sums of that. Seats are counted over the seat products' lines alone.
+    """
+    per_kind = ",\n        ".join(f"sum(tokens) FILTER (WHERE kind = '{k}') AS {k}_tokens" for k in TOKEN_KINDS)
+    usage_sums = ", ".join(f"sum({k}) AS {k}" for k in TOKEN_KINDS)
+    usage_of_kind = " ".join(f"WHEN '{k}' THEN u.{k}" for k in TOKEN_KINDS)
+    month = "CAST(date_trunc('month', usage_date) AS DATE)"
+    in_month = f"last_activity_date >= {month} AND last_activity_date < {month} + INTERVAL 1 MONTH"
     return f"""
-WITH lines AS (  -- only the columns used: this CTE is read twice, so DuckDB materialises it
-    SELECT usage_date, team, provider, project_id, workspace_id, model, cost_usd, allocation_share, unit,
-        quantity, user_name, last_activity_date, CAST(date_trunc('month', usage_date) AS DATE) AS month,
-        CASE WHEN token_direction = 'output' THEN 'output'
-             WHEN token_direction = 'input' AND token_cache_action = 'read' THEN 'cache_read'
-             WHEN token_direction = 'input' AND token_cache_action = 'write' THEN 'cache_write'
-             WHEN token_direction = 'input' THEN 'input'
-             WHEN lower(unit) IN ('tokens', 'token') THEN 'unsplit' END AS kind
-    FROM {COST_LINE_ITEMS.qualified_name}
-    WHERE usage_date >= $start AND usage_date < $end AND {COUNTED_CHARGES}
-),
-usage AS (
-    SELECT provider, usage_date, project_id, workspace_id, model, kind, sum(tokens) AS tokens
+WITH usage AS (  -- the providers' usage tokens per day, key and model, one column per kind
+    SELECT provider, usage_date, project_id, workspace_id, model, {usage_sums}
     FROM ({_usage_sql()})
     WHERE usage_date >= $start AND usage_date < $end
     GROUP BY ALL
 ),
-token_groups AS (
-    SELECT month, usage_date, team, provider, project_id, workspace_id, model, kind,
+line_groups AS (  -- the lines of one day, key, model and kind (kind NULL: not a token line)
+    SELECT {month} AS month, usage_date, team, provider, project_id, workspace_id, model,
+        CASE WHEN token_direction = 'output' THEN 'output'
+             WHEN token_direction = 'input' AND token_cache_action = 'read' THEN 'cache_read'
+             WHEN token_direction = 'input' AND token_cache_action = 'write' THEN 'cache_write'
+             WHEN token_direction = 'input' THEN 'input'
+             WHEN lower(unit) IN ('tokens', 'token') THEN 'unsplit' END AS kind,
         sum(cost_usd) AS cost_usd,
+        count(*) AS line_count,
         max(allocation_share) AS share,
         CASE WHEN count(*) FILTER (WHERE lower(unit) IN {_in(TOKEN_QUANTITY_UNITS)} AND quantity IS NOT NULL)
                   = count(*)
              THEN sum(quantity) END AS quantity_tokens
-    FROM lines WHERE kind IS NOT NULL
+    FROM {COST_LINE_ITEMS.qualified_name}
+    WHERE usage_date >= $start AND usage_date < $end AND {COUNTED_CHARGES}
     GROUP BY ALL
 ),
-group_tokens AS (
-    SELECT g.*,
-        CASE WHEN u.tokens IS NOT NULL THEN CAST(u.tokens * g.share AS {DECIMAL})
-             ELSE CAST(g.quantity_tokens AS {DECIMAL}) END AS tokens,
-        CASE WHEN u.tokens IS NOT NULL THEN 'usage_api' WHEN g.quantity_tokens IS NOT NULL THEN 'cost_quantity'
-             END AS token_source
-    FROM token_groups g
+group_tokens AS (  -- a token group's tokens: the key's usage tokens times the team's share, else the lines' own
+    SELECT g.*, CASE g.kind {usage_of_kind} END AS usage_tokens
+    FROM line_groups g
     LEFT JOIN usage u
-      ON u.provider = g.provider AND u.usage_date = g.usage_date AND u.kind = g.kind
+      ON u.provider = g.provider AND u.usage_date = g.usage_date
      AND u.project_id IS NOT DISTINCT FROM g.project_id AND u.workspace_id IS NOT DISTINCT FROM g.workspace_id
      AND u.model IS NOT DISTINCT FROM g.model
 ),
-costs AS (
-    SELECT month, team, provider, model, sum(cost_usd) AS cost_usd, count(*) AS line_count,
-        count(DISTINCT user_name) FILTER (WHERE provider IN {_in(SEAT_PROVIDERS)}) AS seats,
-        count(DISTINCT user_name) FILTER (WHERE provider IN {_in(SEAT_PROVIDERS)}
-            AND last_activity_date >= month AND last_activity_date < month + INTERVAL 1 MONTH) AS active_seats
-    FROM lines
-    GROUP BY ALL
+sourced AS (
+    SELECT month, team, provider, model, kind, cost_usd, line_count,
+        CASE WHEN kind IS NULL THEN NULL
+             WHEN usage_tokens IS NOT NULL THEN CAST(usage_tokens * share AS {DECIMAL})
+             ELSE CAST(quantity_tokens AS {DECIMAL}) END AS tokens,
+        CASE WHEN kind IS NULL THEN NULL
+             WHEN usage_tokens IS NOT NULL THEN 'usage_api'
+             WHEN quantity_tokens IS NOT NULL THEN 'cost_quantity' END AS token_source
+    FROM group_tokens
 ),
-tokens AS (
+teams AS (
     SELECT month, team, provider, model,
+        sum(cost_usd) AS cost_usd,
+        sum(line_count) AS line_count,
         sum(tokens) AS tokens,
-        {kind_tokens},
+        {per_kind},
         CASE WHEN count(DISTINCT token_source) > 1 THEN 'mixed' ELSE any_value(token_source) END AS token_source,
         sum(cost_usd) FILTER (WHERE kind IN ('input', 'cache_read', 'cache_write')) AS input_cost_usd,
         sum(tokens) FILTER (WHERE kind IN ('input', 'cache_read', 'cache_write')) AS input_direction_tokens,
         sum(cost_usd) FILTER (WHERE kind = 'output') AS output_cost_usd,
-        sum(tokens) FILTER (WHERE kind = 'output') AS output_direction_tokens
-    FROM group_tokens
+        sum(tokens) FILTER (WHERE kind = 'output') AS output_direction_tokens,
+        -- this team's part of the prices of its provider, model and month (summed over teams below)
+        sum(cost_usd) FILTER (WHERE kind = 'input' AND tokens IS NOT NULL) AS uncached_cost,
+        sum(cost_usd) FILTER (WHERE kind = 'cache_read' AND tokens IS NOT NULL) AS cache_read_cost
+    FROM sourced
     GROUP BY ALL
 ),
-prices AS (  -- per provider, model and month over every team: cost and tokens of the same lines
-    SELECT month, provider, model,
-        sum(cost_usd) FILTER (WHERE kind = 'input' AND tokens IS NOT NULL) AS uncached_cost,
-        sum(tokens) FILTER (WHERE kind = 'input') AS uncached_tokens,
-        sum(cost_usd) FILTER (WHERE kind = 'cache_read' AND tokens IS NOT NULL) AS cache_read_cost,
-        sum(tokens) FILTER (WHERE kind = 'cache_read') AS cache_read_tokens
-    FROM group_tokens
-    WHERE model IS NOT NULL
+seats AS (
+    SELECT {month} AS month, team, provider, model,
+        count(DISTINCT user_name) AS seats,
+        count(DISTINCT user_name) FILTER (WHERE {in_month}) AS active_seats
+    FROM {COST_LINE_ITEMS.qualified_name}
+    WHERE usage_date >= $start AND usage_date < $end AND {COUNTED_CHARGES} AND provider IN {_in(SEAT_PROVIDERS)}
     GROUP BY ALL
 )
 SELECT
-    c.month, c.team, c.provider, c.model, c.cost_usd,
+    t.month, t.team, t.provider, t.model, t.cost_usd,
     t.tokens, t.input_tokens, t.cache_read_tokens, t.cache_write_tokens, t.output_tokens, t.token_source,
-    exact_ratio(c.cost_usd, 1000000, t.tokens) AS usd_per_million_tokens,
+    exact_ratio(t.cost_usd, 1000000, t.tokens) AS usd_per_million_tokens,
     t.input_cost_usd,
     exact_ratio(t.input_cost_usd, 1000000, t.input_direction_tokens) AS usd_per_million_input_tokens,
     t.output_cost_usd,
     exact_ratio(t.output_cost_usd, 1000000, t.output_direction_tokens) AS usd_per_million_output_tokens,
-    exact_ratio(p.uncached_cost, t.cache_read_tokens, p.uncached_tokens)
-        - exact_ratio(p.cache_read_cost, t.cache_read_tokens, p.cache_read_tokens) AS cache_read_savings_usd,
-    CASE WHEN c.provider IN {_in(SEAT_PROVIDERS)} THEN c.seats END AS seats,
-    CASE WHEN c.provider IN {_in(SEAT_PROVIDERS)} THEN c.active_seats END AS active_seats,
-    CASE WHEN c.provider IN {_in(SEAT_PROVIDERS)} THEN exact_ratio(c.cost_usd, 1, c.active_seats) END
+    CASE WHEN t.model IS NOT NULL THEN
+        exact_ratio(sum(t.uncached_cost) OVER prices, t.cache_read_tokens, sum(t.input_tokens) OVER prices)
+        - exact_ratio(sum(t.cache_read_cost) OVER prices, t.cache_read_tokens, sum(t.cache_read_tokens) OVER prices)
+    END AS cache_read_savings_usd,
+    s.seats,
+    s.active_seats,
+    CASE WHEN t.provider IN {_in(SEAT_PROVIDERS)} THEN exact_ratio(t.cost_usd, 1, s.active_seats) END
         AS usd_per_active_seat,
-    c.line_count
-FROM costs c
-LEFT JOIN tokens t
-  ON t.month = c.month AND t.team = c.team AND t.provider = c.provider AND t.model IS NOT DISTINCT FROM c.model
-LEFT JOIN prices p ON p.month = c.month AND p.provider = c.provider AND p.model IS NOT DISTINCT FROM c.model
+    t.line_count
+FROM teams t
+LEFT JOIN seats s
+  ON s.month = t.month AND s.team = t.team AND s.provider = t.provider AND s.model IS NOT DISTINCT FROM t.model
+WINDOW prices AS (PARTITION BY t.month, t.provider, t.model)  -- per provider, model and month, over every team
 """
 
 

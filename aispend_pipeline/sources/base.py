@@ -72,8 +72,9 @@ class Source:
     # Tables the same pull fills beside the raw cost table (token usage): stored for the same days, never
     # normalised into line items, so they cannot change a cost total.
     companion_tables: tuple[Table, ...] = ()
-    # SELECT of (provider, usage_date, project_id, workspace_id, model, kind, tokens) over the companion
-    # tables, kind in input/cache_read/cache_write/output: the tokens the unit-cost mart sets beside the cost.
+    # SELECT of (provider, usage_date, project_id, workspace_id, model, input, cache_read, cache_write, output)
+    # over the companion tables, token counts by kind (NULL: not known): what the unit-cost mart sets beside
+    # the cost.
     usage_tokens_sql: str | None = None
 
 

@@ -62,15 +62,12 @@ USAGE_TABLE = Table(
 # Tokens by the cost lines' kinds (token_type): cache writes of both lifetimes are one kind, as their cost
 # lines are both cache writes.
 USAGE_TOKENS_SQL = """
-SELECT 'anthropic' AS provider, usage_date, CAST(NULL AS VARCHAR) AS project_id, workspace_id, model, kind, tokens
-FROM (
-    SELECT usage_date, workspace_id, model,
-        uncached_input_tokens AS input,
-        cache_read_input_tokens AS cache_read,
-        cache_creation_5m_input_tokens + cache_creation_1h_input_tokens AS cache_write,
-        output_tokens AS output
-    FROM raw.anthropic_usage
-) UNPIVOT (tokens FOR kind IN (input, cache_read, cache_write, output))
+SELECT 'anthropic' AS provider, usage_date, CAST(NULL AS VARCHAR) AS project_id, workspace_id, model,
+    uncached_input_tokens AS input,
+    cache_read_input_tokens AS cache_read,
+    cache_creation_5m_input_tokens + cache_creation_1h_input_tokens AS cache_write,
+    output_tokens AS output
+FROM raw.anthropic_usage
 """
 
 NORMALISE_SQL = """

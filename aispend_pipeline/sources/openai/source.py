@@ -50,16 +50,13 @@ USAGE_TABLE = Table(
 # Tokens by the cost lines' kinds: the "input" line bills uncached input (input_tokens minus cached and
 # cache-write tokens when the newer input_uncached_tokens is absent), "cached input" the cache reads.
 USAGE_TOKENS_SQL = """
-SELECT 'openai' AS provider, usage_date, project_id, CAST(NULL AS VARCHAR) AS workspace_id, model, kind, tokens
-FROM (
-    SELECT usage_date, project_id, model,
-        coalesce(input_uncached_tokens,
-                 input_tokens - coalesce(input_cached_tokens, 0) - coalesce(input_cache_write_tokens, 0)) AS input,
-        coalesce(input_cached_tokens, 0) AS cache_read,
-        coalesce(input_cache_write_tokens, 0) AS cache_write,
-        output_tokens AS output
-    FROM raw.openai_usage
-) UNPIVOT (tokens FOR kind IN (input, cache_read, cache_write, output))
+SELECT 'openai' AS provider, usage_date, project_id, CAST(NULL AS VARCHAR) AS workspace_id, model,
+    coalesce(input_uncached_tokens,
+             input_tokens - coalesce(input_cached_tokens, 0) - coalesce(input_cache_write_tokens, 0)) AS input,
+    coalesce(input_cached_tokens, 0) AS cache_read,
+    coalesce(input_cache_write_tokens, 0) AS cache_write,
+    output_tokens AS output
+FROM raw.openai_usage
 """
 
 NORMALISE_SQL = """
