@@ -15,6 +15,8 @@ dies is reported with its exit code. At most one worker more than cores runs at 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import importlib
 import multiprocessing
@@ -41,6 +43,33 @@ _context: Any = None
 # pages in memory at once (a year at full size: 1.88 GB for the run and three workers at once, the same
 # pull time as four; one worker per core left the cores idle while a worker waited on its answer).
 _slots = threading.BoundedSemaphore((len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2) + 1)
+
+
+def _libc_trim() -> Any:
+    """glibc's `malloc_trim`, or None elsewhere (musl, macOS, Windows: nothing to do)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _libc_trim()
+
+
+def _name_process(name: str) -> None:
+    """Name the worker in `ps` and `top` (Linux: the first 15 characters), so a pull's process is found."""
+    try:
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(name[:15])
+    except OSError:
+        pass
+
+
+def release_freed_memory() -> None:
+    """Give the heap's freed pages back to the system. glibc keeps what a decoded answer freed for reuse,
+    in pieces it rarely returns; trimmed after each chunk, a full-size year's AWS worker held ~300 MB, not ~420."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 @dataclass(frozen=True)
@@ -98,6 +127,8 @@ def _pull(resource: SourceResource, source: str, start: date, end: date, sink: R
             rows = receiving.recv_bytes()
             frame = pa.ipc.open_stream(rows).read_all() if message.arrow else pickle.loads(rows)
             sink.append(tables[message.table], frame, message.key_columns)
+            del rows, frame
+            release_freed_memory()
     finally:
         receiving.close()
         worker.join(timeout=5)
@@ -133,6 +164,8 @@ class _PipeSink:
             self.connection.send_bytes(stream.getvalue())
         else:
             self.connection.send_bytes(pickle.dumps(frame))
+        del frame, rows
+        release_freed_memory()
 
 
 def _work(
@@ -148,6 +181,7 @@ def _work(
     os.environ.clear()
     os.environ.update(environment)
     os.chdir(cwd)
+    _name_process(f"pull-{source}")
     # The worker only decodes pages, which never form reference cycles, and exits when done: the cycle
     # collector stays off. Paused per answer and re-enabled, it walked every decoded object once more after
     # each one (a year of Cost Explorer at full size: 13.9 -> 8.2 s of CPU; OpenAI 30.9 -> 23.5 s).
