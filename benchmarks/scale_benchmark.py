@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -348,22 +349,29 @@ SAMPLE_SECONDS = 0.25  # the memory sampler's period: every 50 ms it took ~18 % 
 # 1.9 GB process tree reads every mapping of every process, ~14 ms per 0.7 GB), slowing what it measured
 
 
-def run_materialize(env: dict[str, str], first: date, last: date, cwd: Path) -> tuple[float, int, float]:
-    """(wall seconds, peak memory bytes, the sampler's own CPU seconds) of one `aispend materialize` process and
-    the pull workers it starts: the larger of its own peak RSS and the peak of the process tree's sampled PSS
-    (shared pages counted once)."""
+def run_materialize(env: dict[str, str], first: date, last: date, cwd: Path) -> tuple[float, int, float, str]:
+    """(wall seconds, peak memory bytes, the sampler's own CPU seconds, what held the peak) of one `aispend
+    materialize` process and the pull workers it starts: the larger of its own peak RSS and the peak of the
+    process tree's sampled PSS (shared pages counted once)."""
     command = [AISPEND, "materialize", "--start", str(first), "--end", str(last)]
     started, sampler_began = time.perf_counter(), time.thread_time()
+    tree_peak, tree_held, own_peak = 0, "", 0
     with open(cwd / "materialize.log", "wb") as out:
         process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-        peak = 0
         while process.poll() is None:
-            peak = max(peak, _high_water_mark(process.pid), _tree_pss(process.pid))
+            own_peak = max(own_peak, _high_water_mark(process.pid))
+            by_process = _tree_pss(process.pid)
+            if sum(by_process.values()) > tree_peak:
+                tree_peak = sum(by_process.values())
+                shares = ", ".join(f"{name} {size / 1e9:.2f}" for name, size in sorted(by_process.items()))
+                tree_held = f"tree PSS at {time.perf_counter() - started:.0f} s: {shares} GB"
             time.sleep(SAMPLE_SECONDS)
     wall, sampler_cpu = time.perf_counter() - started, time.thread_time() - sampler_began
     if process.returncode != 0:
         sys.exit(f"materialize failed:\n{(cwd / 'materialize.log').read_text()[-3000:]}")
-    return wall, peak, sampler_cpu
+    if own_peak >= tree_peak:
+        return wall, own_peak, sampler_cpu, "the run process's own peak RSS"
+    return wall, tree_peak, sampler_cpu, tree_held
 
 
 def _high_water_mark(pid: int) -> int:
@@ -378,10 +386,12 @@ def _high_water_mark(pid: int) -> int:
     return 0
 
 
-def _tree_pss(pid: int) -> int:
-    """The proportional set size of the process and its descendants now (bytes): a pull worker forked from the
-    forkserver shares its imported modules' pages, which RSS would count once per process."""
-    total, pending = 0, [pid]
+def _tree_pss(pid: int) -> dict[str, int]:
+    """The proportional set size of the process and its descendants now, by process name (bytes; workers are
+    named pull-<source>): a pull worker forked from the forkserver shares its imported modules' pages, which
+    RSS would count once per process."""
+    sizes: dict[str, int] = defaultdict(int)
+    pending = [pid]
     while pending:
         current = pending.pop()
         try:  # a process's children are listed per thread: pull workers are started from pull threads
@@ -389,11 +399,12 @@ def _tree_pss(pid: int) -> int:
                 c for task in Path(f"/proc/{current}/task").iterdir() for c in (task / "children").read_text().split()
             ]
             rollup = Path(f"/proc/{current}/smaps_rollup").read_text().splitlines()
+            name = Path(f"/proc/{current}/comm").read_text().strip()
         except (FileNotFoundError, ProcessLookupError, PermissionError, NotADirectoryError):
             continue
         pending += [int(child) for child in children]
-        total += next((int(line.split()[1]) * 1024 for line in rollup if line.startswith("Pss:")), 0)
-    return total
+        sizes[name] += next((int(line.split()[1]) * 1024 for line in rollup if line.startswith("Pss:")), 0)
+    return sizes
 
 
 def run_timings(dagster_home: Path, backfill: bool) -> dict[str, float]:
@@ -511,11 +522,11 @@ def measure(scale: float, workdir: Path, stock_event_log: bool = False) -> dict[
         (folder / "dagster_home" / "dagster.yaml").write_text(stock)
     server.daily_day, server.daily_start = last, int(datetime(last.year, last.month, last.day, tzinfo=UTC).timestamp())
     try:
-        wall, rss, sampler_cpu = run_materialize(env, first, last, folder)
+        wall, rss, sampler_cpu, peak_held = run_materialize(env, first, last, folder)
         time.sleep(0.5)  # the closed connections' threads add their CPU time
         simulator_cpu = server.cpu_seconds
         backfill_calls = dict(server.requests)
-        daily_wall, daily_rss, _ = run_materialize(env, last, last, folder)  # the next morning's run: one day
+        daily_wall, daily_rss, _, _ = run_materialize(env, last, last, folder)  # the next morning's run: one day
         daily_calls = {k: n - backfill_calls.get(k, 0) for k, n in server.requests.items()}
     finally:
         server.shutdown()
@@ -545,6 +556,7 @@ def measure(scale: float, workdir: Path, stock_event_log: bool = False) -> dict[
         "sampler_cpu_s": sampler_cpu,
         "wall_without_simulator_s": wall - simulator_cpu,
         "rss_gb": rss / 1e9,
+        "peak_held_by": peak_held,
         "timings": timings,
         "daily_wall_s": daily_wall,
         "daily_rss_gb": daily_rss / 1e9,
@@ -616,6 +628,7 @@ def print_table(results: list[dict]) -> None:
         row(name, [f"{layer(r['timings'], key):.2f} s" for r in results])
     row("Dagster bookkeeping (wall - step)", [f"{r['bookkeeping_s']:.1f} s" for r in results])
     row("**peak memory** (RSS, or the tree's PSS with workers)", [f"**{r['rss_gb']:.2f} GB**" for r in results])
+    row("peak memory held by", [str(r.get("peak_held_by", "-")) for r in results])
     row("**daily run (one day, after the year)**", [f"**{r['daily_wall_s']:.1f} s**" for r in results])
     row("daily run peak RSS", [f"{r['daily_rss_gb']:.2f} GB" for r in results])
     row(
