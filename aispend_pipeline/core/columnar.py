@@ -12,7 +12,7 @@ give the same rows.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -53,32 +53,21 @@ class ColumnarReader:
     block_bytes: int = BLOCK_BYTES  # JSON read per batch (at least one bucket)
 
 
-def read_batches(raws: Sequence[msgspec.Raw], reader: ColumnarReader) -> Iterator[pa.RecordBatch]:
-    """The buckets as batches (`time_field`, `results`) of about `block_bytes` of JSON each (at least one
-    bucket), so that only the page's body and one batch are in memory; `Unusual` when one does not fit the
-    schema."""
+def read_batch(buckets: Sequence[msgspec.Raw | bytes], reader: ColumnarReader) -> pa.RecordBatch:
+    """The buckets as one batch (`time_field`, `results`), a row per bucket; `Unusual` when one does not fit
+    the schema."""
     schema = pa.schema([(reader.time_field, reader.time_type), ("results", pa.list_(reader.result_type))])
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-    group: list[msgspec.Raw] = []
-    size = 0
-    for raw in [*raws, None]:
-        if group and (raw is None or size + len(raw) > reader.block_bytes):
-            lines = b"\n".join(_one_line(r) for r in group)
-            try:
-                read = pj.read_json(
-                    io.BytesIO(lines), pj.ReadOptions(use_threads=False, block_size=len(lines) + 1), options
-                )
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                raise Unusual from None
-            del lines
-            yield from read.to_batches()
-            group, size = [], 0
-        if raw is not None:
-            group.append(raw)
-            size += len(raw)
+    lines = b"\n".join(_one_line(r) for r in buckets)
+    try:
+        read = pj.read_json(io.BytesIO(lines), pj.ReadOptions(use_threads=False, block_size=len(lines) + 1), options)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        raise Unusual from None
+    del lines
+    return read.combine_chunks().to_batches()[0]
 
 
-def _one_line(raw: msgspec.Raw) -> bytes:
+def _one_line(raw: msgspec.Raw | bytes) -> bytes:
     """A bucket as one line of newline-delimited JSON: a raw newline inside JSON is always whitespace (one in a
     string is written `\\n`), so a pretty-printed answer's bucket becomes one line."""
     return bytes(raw).replace(b"\n", b" ").replace(b"\r", b" ")

@@ -12,7 +12,6 @@ provider's error text is shortened and scrubbed, never copied verbatim. `iter_cu
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import time
@@ -28,9 +27,10 @@ import msgspec
 import pyarrow as pa
 import requests
 
-from aispend_pipeline.core.columnar import ColumnarReader, Unusual, batch_table, read_batches
+from aispend_pipeline.core.columnar import ColumnarReader, Unusual, batch_table, read_batch
 from aispend_pipeline.core.days import require_every_day
 from aispend_pipeline.core.decoding import PayloadStruct
+from aispend_pipeline.core.page_split import MalformedPage, PageSplitter
 from aispend_pipeline.core.secrets import safe_url, scrub
 from aispend_pipeline.errors import SourceAuthError, SourcePayloadError, SourceUnavailableError
 
@@ -92,27 +92,23 @@ class ApiClient:
         """GET `base_url + path` and return its JSON, numbers parsed as `Decimal`/`int` (or `parse_float`)."""
         return self.request("GET", path, params=params)[0]
 
-    def get_bytes(self, path: str, params: Mapping[str, Any] | None = None) -> memoryview:
-        """GET `base_url + path` with retries and the same error handling, and return the body undecoded
-        (for pages decoded straight into typed records, see `iter_cursor_pages`). The body is read into
-        one growing buffer, never held twice (a page of a large organisation is hundreds of MB)."""
+    def get_blocks(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[bytes]:
+        """GET `base_url + path` with retries and the same error handling, and yield the body block by block
+        as it arrives (for pages split as they arrive, see `iter_cursor_pages`); the connection is released
+        when the body is read or the caller stops."""
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
         response, attempts = self.send("GET", url, params=params, stream=True)
-        self._check(response, urlsplit(url).path, retries=attempts - 1)
-        size = response.headers.get("Content-Length", "")
-        if size.isdigit() and not response.headers.get("Content-Encoding"):
-            # The body's size is known: one buffer of that size, filled in place (a growing buffer copied a
-            # year of OpenAI's pages over and over as it grew: 2.2 s of its pull at full size).
-            buffer = memoryview(bytearray(int(size)))
-            filled = 0
-            for piece in response.iter_content(BODY_READ_BYTES):
-                buffer[filled : filled + len(piece)] = piece
-                filled += len(piece)
-            return buffer[:filled]
-        body = io.BytesIO()
-        for piece in response.iter_content(BODY_READ_BYTES):
-            body.write(piece)
-        return body.getbuffer()
+        try:
+            self._check(response, urlsplit(url).path, retries=attempts - 1)
+            yield from response.iter_content(BODY_READ_BYTES)
+        except requests.RequestException as exc:
+            raise SourceUnavailableError(
+                self.source,
+                f"{urlsplit(url).path}: the connection broke while its answer was read ({type(exc).__name__}); "
+                "re-run the partition",
+            ) from None
+        finally:
+            response.close()
 
     def request(
         self,
@@ -280,38 +276,51 @@ class _CursorPage(PayloadStruct):
 _PAGE_DECODER = msgspec.json.Decoder(_CursorPage)
 
 
-def iter_cursor_pages(api: ApiClient, path: str, params: Mapping[str, Any]) -> Iterator[list[msgspec.Raw]]:
-    """Yield each page's `data` elements, undecoded, of a `{data, has_more, next_page}` endpoint (OpenAI,
-    Anthropic): only the envelope is parsed here, so a caller decodes each element into typed records.
+def iter_cursor_pages(api: ApiClient, path: str, params: Mapping[str, Any]) -> Iterator[Iterator[msgspec.Raw | bytes]]:
+    """Yield each page of a `{data, has_more, next_page}` endpoint (OpenAI, Anthropic) as an iterator of its
+    `data` elements, undecoded, handed on as the body arrives (`core.page_split`): only one element and one
+    block of the body are in memory, and the caller decodes each element into typed records. The next page
+    is asked for once this one is read to its end (its cursor comes after its data).
 
     A cursor handed out twice, or `has_more` past `MAX_PAGES`, is an error: never an endless loop.
     """
     query = dict(params)
     seen: set[str] = set()
     for _ in range(MAX_PAGES):
-        body = api.get_bytes(path, query)
-        try:
-            page = _PAGE_DECODER.decode(body)
-        except msgspec.ValidationError:
-            raise SourcePayloadError(api.source, f"{path}: expected an object with a 'data' list") from None
-        except msgspec.DecodeError:
-            shown = urlsplit(api.base_url + path).path
-            raise SourcePayloadError(api.source, f"{shown} answered 200 with a body that is not JSON") from None
-        data, more, cursor = page.data, page.has_more, page.next_page
-        del body, page
-        yield data  # the caller drops it before asking for the next page: one page's body in memory at a time
-        del data
+        cursor: list[Any] = []
+        elements = _page_elements(api, path, query, cursor)
+        yield elements
+        for _ in elements:  # what the caller left unread, to reach the cursor
+            pass
+        more, following = cursor
         if not more:
             return
-        if not cursor:
+        if not following:
             raise SourcePayloadError(api.source, f"{path}: has_more is true but next_page is empty")
-        if cursor in seen:
+        if following in seen:
             raise SourcePayloadError(
                 api.source, f"{path}: the API handed out the same next_page cursor twice; stopped paging"
             )
-        seen.add(str(cursor))
-        query["page"] = cursor
+        seen.add(str(following))
+        query["page"] = following
     raise SourcePayloadError(api.source, f"{path}: has_more stayed true for {MAX_PAGES} pages; stopped paging")
+
+
+def _page_elements(
+    api: ApiClient, path: str, query: Mapping[str, Any], cursor: list[Any]
+) -> Iterator[msgspec.Raw | bytes]:
+    """One page's `data` elements, then its `has_more` and `next_page` put into `cursor`."""
+    splitter = PageSplitter()
+    shown = urlsplit(api.base_url + path).path
+    try:
+        yield from splitter.elements(api.get_blocks(path, query))
+        page = _PAGE_DECODER.decode(splitter.envelope())
+    except msgspec.ValidationError:
+        raise SourcePayloadError(api.source, f"{path}: expected an object with a 'data' list") from None
+    except (MalformedPage, msgspec.DecodeError):
+        raise SourcePayloadError(api.source, f"{shown} answered 200 with a body that is not JSON") from None
+    yield from page.data  # all of them when the body was not split (see `core.page_split`), else none
+    cursor[:] = [page.has_more, page.next_page]
 
 
 def iter_link_pages(api: ApiClient, path: str, params: Mapping[str, Any]) -> Iterator[Any]:
@@ -381,8 +390,8 @@ def iter_daily_bucket_columns(
     chunk_rows: int = 50_000,
 ) -> Iterator[Chunk]:
     """The results of every daily bucket of [start, end) as chunks of about `chunk_rows` rows (columns, or
-    Arrow tables from the columnar path), page by page (OpenAI, Anthropic): only one page is in memory at a
-    time, and no dict per line.
+    Arrow tables from the columnar path), bucket by bucket as the pages arrive (OpenAI, Anthropic): only a
+    batch of buckets is in memory at a time, and no dict per line.
 
     A bucket repeated at a page boundary (the previous page's last day again) adds only results not seen
     on the earlier page, so nothing is counted twice; a day repeated anywhere else is an error. After the
@@ -394,19 +403,18 @@ def iter_daily_bucket_columns(
     boundary: tuple[date, list[bytes]] | None = None  # the previous page's last day, its buckets
     pending: Columns = {}
     for page in iter_cursor_pages(api, path, params):
-        done = 0  # the page's first buckets, read as Arrow columns
-        last: tuple[date, list[msgspec.Raw]] | None = None
-        for days, table in _columnar_batches(page, reader, start, end, seen):
+        buckets = _Unread(page)
+        last: tuple[date, list[Buffer]] | None = None
+        for days, table, group in _columnar_batches(buckets, reader, start, end, seen):
             if pending:
                 yield pending
                 pending = {}
             seen.update(days)
-            done += len(days)
-            last = (days[-1], [page[done - 1]])
+            last = (days[-1], [group[-1]])
             if table is not None:
                 yield table
-        raw: msgspec.Raw | None = None
-        for raw in page[done:]:  # the rest, bucket by bucket (all of it without a columnar reader)
+        raw: Buffer | None = None
+        for raw in buckets:  # the rest, bucket by bucket (all of it without a columnar reader)
             day, columns = _bucket_columns(api.source, raw, typed, reader, start, end)
             if day in seen:
                 if boundary is None or boundary[0] != day:
@@ -424,46 +432,82 @@ def iter_daily_bucket_columns(
         if last is not None:
             earlier = boundary[1] if boundary and boundary[0] == last[0] else []
             boundary = (last[0], [*earlier, *map(bytes, last[1])])
-        del page, raw, last  # the caller's next page is fetched without this one's body held
+        del raw, last
     if pending:
         yield pending
     require_every_day(api.source, seen, start, end)
 
 
+Buffer = msgspec.Raw | bytes  # one bucket's JSON
+
+
+class _Unread:
+    """A page's buckets, with those the columnar path read but did not take given back (`unread`)."""
+
+    def __init__(self, buckets: Iterator[Buffer]) -> None:
+        self._buckets = buckets
+        self._back: list[Buffer] = []
+
+    def __iter__(self) -> _Unread:
+        return self
+
+    def __next__(self) -> Buffer:
+        return self._back.pop() if self._back else next(self._buckets)
+
+    def unread(self, buckets: list[Buffer]) -> None:
+        self._back.extend(reversed(buckets))
+
+
 def _columnar_batches(
-    page: list[msgspec.Raw], reader: BucketReader, start: date, end: date, seen: set[date]
-) -> Iterator[tuple[list[date], pa.Table | None]]:
-    """The page's buckets read as Arrow columns, a batch of buckets at a time: (their days, their rows or None
-    when they have none). Stops at the first batch with anything unusual (or a day seen before, e.g. at a
-    page boundary): the caller reads the page's remaining buckets one by one, which names any problem. A
-    batch's rounding is counted once its rows are handed on, so nothing is counted twice."""
+    buckets: _Unread, reader: BucketReader, start: date, end: date, seen: set[date]
+) -> Iterator[tuple[list[date], pa.Table | None, list[Buffer]]]:
+    """The page's buckets read as Arrow columns, a batch of about `block_bytes` of JSON at a time: (their
+    days, their rows or None when they have none, their buckets). Stops at the first batch with anything
+    unusual (or a day seen before, e.g. at a page boundary), giving its buckets back: the caller reads the
+    page's remaining buckets one by one, which names any problem. A batch's rounding is counted once its
+    rows are handed on, so nothing is counted twice."""
     columnar = reader.columnar
-    if columnar is None or not page:
+    if columnar is None:
         return
-    batches = read_batches(page, columnar)
-    while True:
+    for group in _groups(buckets, columnar.block_bytes):
         rounding: dict[date, Decimal] = {}
         try:
-            batch = next(batches, None)
-            if batch is None:
-                return
+            batch = read_batch(group, columnar)
             times = batch.column(columnar.time_field).to_pylist()
             if None in times:
-                return
+                raise Unusual
             days = [reader.day_of({columnar.time_field: t}, start, end) for t in times]
             if len(set(days)) != len(days) or not seen.isdisjoint(days):
-                return
+                raise Unusual
             table = batch_table(batch, days, columnar, rounding)
         except Unusual:
+            buckets.unread(group)
             return
         if columnar.rounding_usd is not None:
             for day, rounded in rounding.items():
                 columnar.rounding_usd[day] = columnar.rounding_usd.get(day, Decimal(0)) + rounded
-        yield days, table
+        yield days, table, group
+
+
+def _groups(buckets: _Unread, limit: int) -> Iterator[list[Buffer]]:
+    """Buckets in groups of at most `limit` bytes of JSON (at least one bucket each). The bucket that would
+    overflow a group is given back before the group is handed on, so a caller that stops loses none."""
+    group: list[Buffer] = []
+    size = 0
+    for raw in buckets:
+        if group and size + len(raw) > limit:
+            buckets.unread([raw])
+            yield group
+            group, size = [], 0
+            continue
+        group.append(raw)
+        size += len(raw)
+    if group:
+        yield group
 
 
 def _bucket_columns(
-    source: str, raw: msgspec.Raw, typed: msgspec.json.Decoder, reader: BucketReader, start: date, end: date
+    source: str, raw: Buffer, typed: msgspec.json.Decoder, reader: BucketReader, start: date, end: date
 ) -> tuple[date, Columns]:
     try:
         bucket = typed.decode(raw)

@@ -156,9 +156,9 @@ def test_cursor_pages_are_followed_with_the_same_query(httpserver: HTTPServer, a
         {"data": [3], "has_more": False, "next_page": None}
     )
 
-    pages = list(iter_cursor_pages(api, "/list", {"limit": 2}))
+    pages = [[msgspec.json.decode(raw) for raw in page] for page in iter_cursor_pages(api, "/list", {"limit": 2})]
 
-    assert [[msgspec.json.decode(raw) for raw in page] for page in pages] == [[1, 2], [3]]
+    assert pages == [[1, 2], [3]]
 
 
 def test_400_is_a_payload_error_with_the_providers_message(httpserver: HTTPServer, api: ApiClient) -> None:
