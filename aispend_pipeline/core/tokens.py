@@ -45,8 +45,3 @@ def token_columns(
         if values and min(values) < 0:
             return None
     return columns
-
-
-def record_columns(records: list[Any], names: tuple[str, ...]) -> dict[str, list[Any]]:
-    """Columns `names` of dataclass records (the field-by-field path's lines)."""
-    return {name: [getattr(r, name) for r in records] for name in names}

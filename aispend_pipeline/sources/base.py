@@ -212,9 +212,11 @@ def _payload_columns(table: Table) -> list[str]:
     return [c for c in table.column_names if c != "line_ordinal"]
 
 
-def record_columns(records: Sequence[Any]) -> dict[str, list[Any]]:
-    """A client's dataclass records as columns named like their fields (read, not copied), Decimals as text."""
-    names = [f.name for f in dataclasses.fields(records[0])] if records else []
+def record_columns(records: Sequence[Any], names: Sequence[str] | None = None) -> dict[str, list[Any]]:
+    """A client's dataclass records as columns named like their fields (read, not copied), Decimals as text;
+    `names` (the record type's fields) keeps the columns when there are no records."""
+    if names is None:
+        names = [f.name for f in dataclasses.fields(records[0])] if records else []
     return {name: [_text(getattr(record, name)) for record in records] for name in names}
 
 

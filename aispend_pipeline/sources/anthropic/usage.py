@@ -17,7 +17,7 @@ import pyarrow as pa
 from aispend_pipeline.core import columnar
 from aispend_pipeline.core.decoding import PayloadStruct
 from aispend_pipeline.core.http import ApiClient, BucketReader, Chunk, Columns, chunk_columns, iter_daily_bucket_columns
-from aispend_pipeline.core.tokens import record_columns, token_columns, token_count
+from aispend_pipeline.core.tokens import token_columns, token_count
 from aispend_pipeline.sources.anthropic.client import (
     API_VERSION,
     DEFAULT_BASE_URL,
@@ -26,6 +26,7 @@ from aispend_pipeline.sources.anthropic.client import (
     _bucket_day,
     _rfc3339,
 )
+from aispend_pipeline.sources.base import record_columns
 
 PATH = "/v1/organizations/usage_report/messages"
 

@@ -18,7 +18,8 @@ import pyarrow as pa
 from aispend_pipeline.core import columnar
 from aispend_pipeline.core.decoding import PayloadStruct
 from aispend_pipeline.core.http import ApiClient, BucketReader, Chunk, Columns, chunk_columns, iter_daily_bucket_columns
-from aispend_pipeline.core.tokens import record_columns, token_columns, token_count
+from aispend_pipeline.core.tokens import token_columns, token_count
+from aispend_pipeline.sources.base import record_columns
 from aispend_pipeline.sources.openai.client import DEFAULT_BASE_URL, SOURCE, _day, _unix
 
 PATH = "/organization/usage/completions"
